@@ -1,0 +1,3 @@
+"""asr: a small, complete speech-recognition toolkit (log-mel -> BiLSTM-CTC -> decoding -> WER)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""Reading audio: any format soundfile reads, any rate and channel count -> 16 kHz mono float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 16_000  # Hz; every model in asr works at this rate
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64")
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used; ``str()`` is one line naming the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read ``path`` as mono float32 samples in [-1, 1] at ``sample_rate``; shape (N,).
+
+    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
+    if samples.shape[0] == 0:
+        raise AudioError(path, "audio has no samples")
+    samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "audio holds NaN or infinite samples")
+    if rate != sample_rate:
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+    # Float files may exceed full scale; clipping keeps features in the range the model saw.
+    return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration in seconds read from the file header (no decoding)."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(path, f"cannot read header ({_one_line(err)})") from None
+    return info.frames / info.samplerate
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

@@ -1,0 +1,106 @@
+"""Self-describing checkpoints.
+
+One file holds the experiment configuration, the vocabulary, the model weights (with the
+feature normalisation statistics as buffers) and, for resuming, the optimizer, scheduler
+and training state. Everything is plain tensors, numbers, strings, lists and dicts, so it
+loads with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asr.config import ConfigError, ExperimentConfig
+from asr.model import AcousticModel
+from asr.text import Vocabulary
+
+FORMAT = "asr-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded; the message names the file and the reason."""
+
+
+@dataclass
+class LoadedModel:
+    model: AcousticModel
+    vocab: Vocabulary
+    config: ExperimentConfig
+    raw: dict[str, Any]  # everything else in the file (training state, optimizer, ...)
+
+
+def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentConfig, vocab: Vocabulary, **extra: Any) -> None:
+    """Write atomically: a crash mid-write leaves the previous file at ``path`` intact."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "vocab": list(vocab.tokens),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load the raw dict, refusing anything but plain data."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable checkpoint (torch.save archives are zip files; this is not one)")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused: the file holds Python objects that could run code, not plain weights ({first[:120]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({' '.join(str(err).split())[:160]})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an asr checkpoint (no '{FORMAT}' header)")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is not supported by this asr (expects {FORMAT_VERSION}); "
+            "re-export it with the asr version that wrote it"
+        )
+    return raw
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model described by a checkpoint, in eval mode on ``device``."""
+    raw = read_checkpoint(path)
+    try:
+        config = ExperimentConfig.from_dict(raw["config"], source=f"{path} config")
+        vocab = Vocabulary(tuple(raw["vocab"]))
+    except (ConfigError, KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: checkpoint header is damaged ({err})") from None
+    if config.model.vocab_size != len(vocab):
+        raise CheckpointError(f"{path}: model emits {config.model.vocab_size} tokens but the vocabulary has {len(vocab)}")
+    model = AcousticModel(config.model)
+    try:
+        model.load_state_dict(raw["model"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"{path}: weights do not fit the model configuration ({str(err).splitlines()[0]})") from None
+    model.to(device).eval()
+    return LoadedModel(model, vocab, config, raw)

@@ -1,0 +1,106 @@
+"""Experiment configuration: typed dataclasses read from a recipe's TOML file.
+
+The whole configuration is saved inside every checkpoint (as plain dicts), so a checkpoint
+rebuilds its model and features without the file it was trained from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asr.features import FeatureConfig, SpecAugmentConfig
+from asr.model import ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_manifests: tuple[str, ...] = ()  # JSON-lines manifests, concatenated
+    dev_manifest: str = ""
+    max_duration: float = 30.0  # seconds; longer training utterances are left out
+    dev_max_utterances: int = 0  # 0 = all; a fixed subset keeps per-epoch dev scoring cheap
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    max_batch_seconds: float = 160.0  # padded audio per batch (batch size x longest utterance)
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    final_lr_ratio: float = 0.02  # cosine decay ends at lr * final_lr_ratio
+    grad_clip: float = 5.0  # max global gradient norm
+    grad_accum: int = 1  # batches per optimizer step
+    seed: int = 0
+    num_workers: int = 1
+    amp: str = "auto"  # auto (bf16 if supported, else fp16, on CUDA only) | bf16 | fp16 | off
+    spec_augment: bool = True
+    stats_utterances: int = 400  # utterances sampled for feature normalisation statistics
+    log_every: int = 25  # steps between metric lines
+    keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "ExperimentConfig":
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(sections)
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(sections)}")
+        defaults = cls()
+        built = {name: _build(type(getattr(defaults, name)), raw.get(name, {}), f"{source} [{name}]") for name in sections}
+        return cls(**built)
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+def _build(kind: type, values: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; valid keys: {sorted(fields)}")
+    converted = {}
+    for name, value in values.items():
+        default = getattr(kind(), name)
+        if isinstance(default, tuple):
+            value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif default is not None and not isinstance(value, type(default)):
+            raise ConfigError(f"{where}: {name} = {value!r} should be of type {type(default).__name__}")
+        converted[name] = value
+    return kind(**converted)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read a TOML experiment config; ``overrides`` maps "section.key" to a value.
+
+    Relative manifest paths are resolved against the current directory, as a recipe runs
+    from its own folder.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    return ExperimentConfig.from_dict(raw, source=str(path))

@@ -1,0 +1,310 @@
+"""Corpora, manifests and batching.
+
+A manifest is JSON lines, one utterance a line, with NeMo's keys (``audio_filepath``,
+``duration``, ``text``) plus ``id`` and ``speaker``. Any LibriSpeech-layout folder
+(``SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac`` + ``SPEAKER-CHAPTER.trans.txt``) becomes one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.text import Vocabulary, normalize_text
+
+AUDIO_SUFFIXES = (".flac", ".wav")  # LibriSpeech ships FLAC; converted copies are often WAV
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest row."""
+
+    id: str
+    audio_filepath: str
+    duration: float  # seconds
+    text: str
+    speaker: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry that could not be prepared, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file and line."""
+
+
+def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for trans in sorted(chapter_dir.glob("*.trans.txt")):
+        try:
+            lines = trans.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            skipped.append(Skipped(str(trans), f"cannot read transcript ({type(err).__name__})"))
+            continue
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            if utt_id in texts:
+                skipped.append(Skipped(f"{trans}:{number}", f"duplicate utterance id {utt_id}"))
+                continue
+            texts[utt_id] = text
+    return texts
+
+
+def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
+    for suffix in AUDIO_SUFFIXES:
+        candidate = chapter_dir / f"{utt_id}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _check_audio(path: Path) -> tuple[float, str | None]:
+    """Decode the whole file, since a good header can front a truncated body."""
+    try:
+        samples = load_audio(path)
+    except AudioError as err:
+        return 0.0, err.reason
+    return len(samples) / SAMPLE_RATE, None
+
+
+def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Utterance], list[Skipped]]:
+    """Scan a LibriSpeech-layout folder (a subset: speaker folders inside) into utterances.
+
+    Every audio file is decoded once to catch corrupt files; transcripts are normalised.
+    Returns the good utterances (sorted by id) and the skipped entries with reasons.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such directory")
+    skipped: list[Skipped] = []
+    pending: list[tuple[str, Path, str, str]] = []  # id, audio path, text, speaker
+    chapter_dirs = sorted({trans.parent for trans in root.rglob("*.trans.txt")})
+    for chapter_dir in chapter_dirs:
+        texts = _transcripts(chapter_dir, skipped)
+        for utt_id, raw_text in sorted(texts.items()):
+            audio = _find_audio(chapter_dir, utt_id)
+            if audio is None:
+                skipped.append(Skipped(str(chapter_dir / f"{utt_id}.flac"), "audio file listed in transcript is missing"))
+                continue
+            text = normalize_text(raw_text)
+            if not text:
+                skipped.append(Skipped(str(audio), "transcript is empty after normalisation"))
+                continue
+            pending.append((utt_id, audio, text, utt_id.split("-")[0]))
+        listed = set(texts)
+        for audio in sorted(p for s in AUDIO_SUFFIXES for p in chapter_dir.glob(f"*{s}")):
+            if audio.stem not in listed:
+                skipped.append(Skipped(str(audio), "audio file has no transcript line"))
+    # soundfile and soxr release the GIL while decoding and resampling, so threads scale.
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        checked = list(pool.map(lambda item: _check_audio(item[1]), pending))
+    utterances = []
+    for (utt_id, audio, text, speaker), (duration, error) in zip(pending, checked):
+        if error is not None:
+            skipped.append(Skipped(str(audio), error))
+        else:
+            utterances.append(Utterance(utt_id, str(audio.resolve()), round(duration, 4), text, speaker))
+    if not chapter_dirs:
+        skipped.append(Skipped(str(root), "no SPEAKER-CHAPTER.trans.txt files found (is this a LibriSpeech-layout folder?)"))
+    return sorted(utterances, key=lambda u: u.id), skipped
+
+
+def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
+    """Write JSON lines atomically; returns the number of rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for utt in utterances:
+            f.write(utt.to_json() + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    """Read a JSON-lines manifest. Relative audio paths are taken relative to the manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                audio = Path(row["audio_filepath"])
+                if not audio.is_absolute():
+                    audio = path.parent / audio
+                utt_id = str(row.get("id") or audio.stem)
+                rows.append(
+                    Utterance(
+                        id=utt_id,
+                        audio_filepath=str(audio),
+                        duration=float(row["duration"]),
+                        text=normalize_text(str(row.get("text", ""))),
+                        speaker=str(row.get("speaker", utt_id.split("-")[0])),
+                    )
+                )
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ManifestError(f"{path}:{number}: not a manifest row ({type(err).__name__}: {err})") from None
+    return rows
+
+
+class SpeechDataset(Dataset):
+    """Utterances as (waveform (N,), token ids (L,)) pairs; audio is read lazily."""
+
+    def __init__(self, utterances: list[Utterance], vocab: Vocabulary) -> None:
+        self.utterances = utterances
+        self.vocab = vocab
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        utt = self.utterances[index]
+        wave = torch.from_numpy(load_audio(utt.audio_filepath))
+        tokens = torch.tensor(self.vocab.encode(utt.text), dtype=torch.long)
+        return wave, tokens, index
+
+
+@dataclass
+class Batch:
+    """A padded batch. Tensors: waves (B, N), wave_lengths (B,), targets (B, L), target_lengths (B,)."""
+
+    waves: torch.Tensor
+    wave_lengths: torch.Tensor
+    targets: torch.Tensor
+    target_lengths: torch.Tensor
+    indices: list[int]
+
+    def pin_memory(self) -> "Batch":
+        # DataLoader calls this when pin_memory=True, so host->GPU copies can be asynchronous.
+        return Batch(
+            self.waves.pin_memory(),
+            self.wave_lengths.pin_memory(),
+            self.targets.pin_memory(),
+            self.target_lengths.pin_memory(),
+            self.indices,
+        )
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(
+            self.waves.to(device, non_blocking=True),
+            self.wave_lengths.to(device, non_blocking=True),
+            self.targets.to(device, non_blocking=True),
+            self.target_lengths.to(device, non_blocking=True),
+            self.indices,
+        )
+
+    @property
+    def audio_seconds(self) -> float:
+        return float(self.wave_lengths.sum()) / SAMPLE_RATE
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
+    waves, tokens, indices = zip(*items)
+    wave_lengths = torch.tensor([len(w) for w in waves])
+    target_lengths = torch.tensor([len(t) for t in tokens])
+    return Batch(
+        torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),
+        wave_lengths,
+        torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True),
+        target_lengths,
+        list(indices),
+    )
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length utterances whose padded size stays within a budget.
+
+    ``max_seconds`` bounds ``batch size x longest duration`` (the padded audio the model
+    sees), so batches of short utterances are large and batches of long ones small.
+    Utterances are shuffled, sorted by duration within windows of ``window`` utterances,
+    cut into batches, and the batches shuffled: padding stays low while epochs differ.
+    With ``num_replicas > 1`` each rank takes every ``num_replicas``-th batch of the same
+    seeded order (the distributed case); all ranks get the same number of batches.
+    """
+
+    def __init__(
+        self,
+        durations: list[float],
+        max_seconds: float,
+        shuffle: bool = True,
+        seed: int = 0,
+        window: int = 1000,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if max_seconds <= 0:
+            raise ValueError("max_seconds must be positive")
+        self.durations = durations
+        self.max_seconds = max_seconds
+        self.shuffle = shuffle
+        self.seed = seed
+        self.window = window
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.durations)))
+        if self.shuffle:
+            rng.shuffle(order)
+        batches: list[list[int]] = []
+        for start in range(0, len(order), self.window):
+            chunk = sorted(order[start : start + self.window], key=lambda i: self.durations[i])
+            batch: list[int] = []
+            longest = 0.0
+            for i in chunk:
+                longest_if_added = max(longest, self.durations[i])
+                if batch and longest_if_added * (len(batch) + 1) > self.max_seconds:
+                    batches.append(batch)
+                    batch, longest_if_added = [], self.durations[i]
+                batch.append(i)
+                longest = longest_if_added
+            if batch:
+                batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        if self.num_replicas > 1:
+            per_rank = math.ceil(len(batches) / self.num_replicas)
+            # Pad by repeating from the start so every rank takes the same number of steps.
+            batches = (batches * 2)[: per_rank * self.num_replicas]
+            batches = batches[self.rank :: self.num_replicas]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

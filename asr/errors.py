@@ -1,0 +1,24 @@
+"""The error types a user can cause; the CLI turns each into one line, not a traceback."""
+
+from __future__ import annotations
+
+from asr.audio import AudioError
+from asr.checkpoint import CheckpointError
+from asr.config import ConfigError
+from asr.data import ManifestError
+from asr.inference import DeviceError
+from asr.text import UnknownCharacterError
+from asr.train import TrainingError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    AudioError,
+    CheckpointError,
+    ConfigError,
+    ManifestError,
+    DeviceError,
+    UnknownCharacterError,
+    TrainingError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+)

@@ -1,0 +1,127 @@
+"""Decoding a manifest with a model and scoring it: WER/CER, per-utterance and sclite files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate
+from asr.decode import Hypothesis
+from asr.features import FeatureConfig
+from asr.inference import log_probs
+from asr.metrics import ErrorCounts, corpus_errors
+from asr.model import AcousticModel
+from asr.text import Vocabulary
+
+
+
+
+@dataclass
+class EvalResult:
+    words: ErrorCounts
+    chars: ErrorCounts
+    ids: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+
+    @property
+    def wer(self) -> float:
+        return self.words.rate
+
+    @property
+    def cer(self) -> float:
+        return self.chars.rate
+
+    def summary(self) -> dict:
+        return {
+            "wer": self.wer,
+            "cer": self.cer,
+            "words": self.words.reference_length,
+            "substitutions": self.words.substitutions,
+            "deletions": self.words.deletions,
+            "insertions": self.words.insertions,
+            "chars": self.chars.reference_length,
+            "char_substitutions": self.chars.substitutions,
+            "char_deletions": self.chars.deletions,
+            "char_insertions": self.chars.insertions,
+            "utterances": len(self.ids),
+        }
+
+
+def decode_utterances(
+    model: AcousticModel,
+    features: FeatureConfig,
+    vocab: Vocabulary,
+    utterances: list[Utterance],
+    decoder,
+    *,
+    max_batch_seconds: float = 200.0,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> list[Hypothesis]:
+    """Run model and ``decoder`` over utterances; hypotheses come back in input order.
+
+    ``decoder`` is any callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
+    """
+    # Dataset encodes references; decoding must not depend on them being encodable.
+    dataset = SpeechDataset([Utterance(u.id, u.audio_filepath, u.duration, "", u.speaker) for u in utterances], vocab)
+    sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+    hyps: list[Hypothesis | None] = [None] * len(utterances)
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, leave=False):
+            lp, lengths = log_probs(model, features, batch.waves, batch.wave_lengths)
+            for index, hyp in zip(batch.indices, decoder(lp, lengths)):
+                hyps[index] = hyp
+    finally:
+        model.train(was_training)
+    return hyps  # type: ignore[return-value]
+
+
+def score(utterances: list[Utterance], hypotheses: list[str]) -> EvalResult:
+    words, chars = corpus_errors([(u.text, h) for u, h in zip(utterances, hypotheses)])
+    return EvalResult(words, chars, [u.id for u in utterances], [u.text for u in utterances], list(hypotheses))
+
+
+def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] | None = None) -> list[Path]:
+    """Per-utterance text files and NIST sclite ``trn`` files (``TEXT (speaker-uttid)``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    speakers = speakers or [i.split("-")[0] for i in result.ids]
+    files = {
+        "ref.txt": [f"{i} {r}" for i, r in zip(result.ids, result.references)],
+        "hyp.txt": [f"{i} {h}" for i, h in zip(result.ids, result.hypotheses)],
+        "ref.trn": [f"{r} ({s}-{i})" for i, r, s in zip(result.ids, result.references, speakers)],
+        "hyp.trn": [f"{h} ({s}-{i})" for i, h, s in zip(result.ids, result.hypotheses, speakers)],
+    }
+    written = []
+    for name, lines in files.items():
+        path = out / name
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        written.append(path)
+    errors = out / "errors.txt"
+    with errors.open("w", encoding="utf-8") as f:
+        for i, r, h in zip(result.ids, result.references, result.hypotheses):
+            if r != h:
+                f.write(f"{i}\n  REF: {r}\n  HYP: {h}\n")
+    summary = out / "wer.json"
+    summary.write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    return written + [errors, summary]
+
+
+def format_summary(result: EvalResult) -> str:
+    w, c = result.words, result.chars
+    return (
+        f"WER {100 * result.wer:.2f}% [ {w.errors} / {w.reference_length}, "
+        f"{w.substitutions} sub, {w.deletions} del, {w.insertions} ins ]  "
+        f"CER {100 * result.cer:.2f}% [ {c.errors} / {c.reference_length}, "
+        f"{c.substitutions} sub, {c.deletions} del, {c.insertions} ins ]  "
+        f"({len(result.ids)} utterances)"
+    )

@@ -1,0 +1,126 @@
+"""Log-mel features, global normalisation statistics and SpecAugment.
+
+All functions are pure: tensors in, tensors out, on whatever device the input lives on.
+Only the mel filterbank and the window are cached, because they never change.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import librosa
+import torch
+
+from asr.audio import SAMPLE_RATE
+
+LOG_FLOOR = 1e-10  # power floor before the log; -23 in natural log, below any real signal
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    sample_rate: int = SAMPLE_RATE  # Hz
+    n_fft: int = 512  # samples; 32 ms FFT, the power of two above the window
+    win_length: int = 400  # samples; 25 ms window
+    hop_length: int = 160  # samples; 10 ms hop
+    n_mels: int = 80
+    fmin: float = 0.0  # Hz
+    fmax: float | None = None  # Hz; None = Nyquist
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 15  # mel bins, upper bound of each mask's width
+    time_masks: int = 2
+    time_width: float = 0.05  # fraction of the utterance, upper bound of each mask's width
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filterbank(cfg: FeatureConfig, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    fb = librosa.filters.mel(
+        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
+    )  # (n_mels, n_fft // 2 + 1), Slaney-normalised like librosa.feature.melspectrogram
+    return torch.from_numpy(fb).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(win_length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.hann_window(win_length, periodic=True, device=device, dtype=dtype)
+
+
+def num_frames(num_samples: torch.Tensor | int, cfg: FeatureConfig) -> torch.Tensor | int:
+    """Frames produced for a signal of ``num_samples`` (centred STFT)."""
+    return num_samples // cfg.hop_length + 1
+
+
+def log_mel(
+    waves: torch.Tensor, lengths: torch.Tensor, cfg: FeatureConfig = FeatureConfig()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Natural-log mel power spectrogram of a padded batch.
+
+    waves: (B, N) float samples, zero-padded after each signal's length.
+    lengths: (B,) number of valid samples per signal.
+    Returns features (B, T, n_mels) and their valid frame counts (B,). Frames past a
+    signal's length hold the padding value of the log floor.
+    """
+    waves = waves.float()
+    spec = torch.stft(
+        waves,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        win_length=cfg.win_length,
+        window=_window(cfg.win_length, waves.device, waves.dtype),
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )  # (B, n_fft // 2 + 1, T)
+    power = spec.real.square() + spec.imag.square()
+    mel = torch.matmul(_mel_filterbank(cfg, waves.device, waves.dtype), power)  # (B, n_mels, T)
+    feats = mel.clamp_min(LOG_FLOOR).log().transpose(1, 2)  # (B, T, n_mels)
+    frame_lengths = num_frames(lengths.to(waves.device), cfg)
+    valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < frame_lengths[:, None]
+    feats = feats.masked_fill(~valid[:, :, None], float(torch.log(torch.tensor(LOG_FLOOR))))
+    return feats, frame_lengths
+
+
+def feature_stats(feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-bin sum and sum of squares over the valid frames of a batch, and the frame count.
+
+    feats: (B, T, F); lengths: (B,). Returns (F,), (F,) float64 tensors and an int, so that
+    statistics can be accumulated batch by batch without holding the corpus in memory.
+    """
+    valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
+    frames = feats[valid].double()  # (frames, F)
+    return frames.sum(0), frames.square().sum(0), frames.shape[0]
+
+
+def spec_augment(
+    feats: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """SpecAugment (Park et al., 2019) frequency and time masks, filled with zeros.
+
+    Applied to normalised features, where zero is the mean. feats: (B, T, F); lengths: (B,).
+    Returns a new tensor; the input is left untouched.
+    """
+    batch, frames, bins = feats.shape
+    device = feats.device
+    keep = torch.ones(batch, frames, bins, dtype=torch.bool, device=device)
+    bin_index = torch.arange(bins, device=device)[None, :]
+    frame_index = torch.arange(frames, device=device)[None, :]
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(device)
+
+    for _ in range(cfg.freq_masks):
+        width = (rand(batch) * (cfg.freq_width + 1)).long()
+        start = (rand(batch) * (bins - width + 1).clamp_min(1)).long()
+        mask = (bin_index >= start[:, None]) & (bin_index < (start + width)[:, None])  # (B, F)
+        keep &= ~mask[:, None, :]
+    lengths = lengths.to(device)
+    for _ in range(cfg.time_masks):
+        width = (rand(batch) * (cfg.time_width * lengths + 1)).long()
+        start = (rand(batch) * (lengths - width + 1).clamp_min(1)).long()
+        mask = (frame_index >= start[:, None]) & (frame_index < (start + width)[:, None])  # (B, T)
+        keep &= ~mask[:, :, None]
+    return feats * keep

@@ -1,0 +1,318 @@
+"""Training: CTC on log-mel features, AdamW with warm-up and cosine decay, AMP on CUDA.
+
+Read top to bottom: set-up (data, model, normalisation statistics, optimizer), the epoch
+loop (steps, logging, dev scoring, checkpoints), then the curves. Runs on one device or,
+under ``torchrun``, data-parallel on several (rank 0 logs, scores and saves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.checkpoint import read_checkpoint, save_checkpoint
+from asr.config import ExperimentConfig
+from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest
+from asr.decode import GreedyDecoder
+from asr.evaluate import decode_utterances, score
+from asr.features import feature_stats, log_mel, spec_augment
+from asr.inference import resolve_device
+from asr.model import AcousticModel
+from asr.text import Vocabulary
+
+
+class TrainingError(ValueError):
+    """Training cannot start (no data, bad manifest, nothing to resume)."""
+
+
+@dataclass
+class TrainingState:
+    """Mutable progress, kept apart from the (frozen) configuration."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best_wer: float = math.inf
+    best_epoch: int = 0
+    audio_seconds: float = 0.0  # training audio processed so far
+    train_seconds: float = 0.0  # wall time spent in the training loop
+
+
+def _encodable(utterances: list[Utterance], vocab: Vocabulary, max_duration: float) -> tuple[list[Utterance], dict[str, int]]:
+    kept, dropped = [], {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0}
+    allowed = set(vocab.tokens)
+    for u in utterances:
+        if u.duration > max_duration:
+            dropped["too long"] += 1
+        elif not u.text:
+            dropped["empty transcript"] += 1
+        elif not set(u.text) <= allowed:
+            dropped["characters outside the vocabulary"] += 1
+        else:
+            kept.append(u)
+    return kept, {k: v for k, v in dropped.items() if v}
+
+
+def _amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    # Mixed precision only pays on GPUs; on CPU it would slow the LSTM down.
+    if device.type != "cuda" or setting == "off":
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def _lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    # Linear warm-up keeps early LSTM updates stable; cosine decay then anneals to a floor.
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _normalization_stats(utterances: list[Utterance], cfg: ExperimentConfig, vocab: Vocabulary, device: torch.device):
+    """Global per-bin mean and std of log-mel features over a seeded sample of training audio."""
+    sample = random.Random(cfg.train.seed).sample(utterances, min(len(utterances), cfg.train.stats_utterances))
+    loader = DataLoader(
+        SpeechDataset(sample, vocab),
+        batch_sampler=BucketBatchSampler([u.duration for u in sample], 300.0, shuffle=False),
+        collate_fn=collate,
+        num_workers=cfg.train.num_workers,
+    )
+    total = total_sq = None
+    frames = 0
+    for batch in loader:
+        feats, lengths = log_mel(batch.waves.to(device), batch.wave_lengths.to(device), cfg.features)
+        s, sq, n = feature_stats(feats, lengths)
+        total = s if total is None else total + s
+        total_sq = sq if total_sq is None else total_sq + sq
+        frames += n
+    mean = total / frames
+    std = (total_sq / frames - mean.square()).clamp_min(0).sqrt()
+    return mean.float(), std.float()
+
+
+def _init_distributed() -> tuple[int, int, int]:
+    """(rank, local rank, world size); starts the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 0, 1
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _plot_curves(metrics_path: Path, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train = [r for r in rows if r["kind"] == "train"]
+    dev = [r for r in rows if r["kind"] == "dev"]
+    fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train])
+    ax_loss.set(xlabel="step", ylabel="CTC loss (per token)", title="training loss", yscale="log")
+    ax_wer.plot([r["epoch"] for r in dev], [100 * r["wer"] for r in dev], marker="o", label="WER")
+    ax_wer.plot([r["epoch"] for r in dev], [100 * r["cer"] for r in dev], marker="s", label="CER")
+    ax_wer.set(xlabel="epoch", ylabel="%", title="dev error rate (greedy)")
+    ax_wer.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: ExperimentConfig, exp_dir: str | Path, *, resume: bool = False, device: str = "auto", progress: bool = True
+) -> TrainingState:
+    """Train a model as ``cfg`` says, writing checkpoints and metrics into ``exp_dir``.
+
+    ``exp_dir`` receives ``last.pt`` (everything needed to resume), ``best.pt`` (the
+    weights with the lowest dev WER so far), ``metrics.jsonl``, ``config.json`` and, at
+    the end, ``curves.png``. With ``resume`` training continues from ``last.pt``.
+    """
+    rank, local_rank, world = _init_distributed()
+    main_process = rank == 0
+    dev_device = resolve_device(device)
+    if dev_device.type == "cuda" and world > 1:
+        dev_device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev_device)
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.train.seed)
+
+    # Data. Utterances the vocabulary cannot spell or that are too long are left out, and said so.
+    vocab = Vocabulary()
+    cfg = replace(cfg, model=replace(cfg.model, vocab_size=len(vocab)))
+    if not cfg.data.train_manifests:
+        raise TrainingError("no training manifests: set data.train_manifests in the config")
+    train_utts = [u for m in cfg.data.train_manifests for u in read_manifest(m)]
+    train_utts, dropped = _encodable(train_utts, vocab, cfg.data.max_duration)
+    if not train_utts:
+        raise TrainingError(f"no usable training utterances in {list(cfg.data.train_manifests)} (left out: {dropped})")
+    dev_utts = read_manifest(cfg.data.dev_manifest) if cfg.data.dev_manifest else []
+    if cfg.data.dev_max_utterances and len(dev_utts) > cfg.data.dev_max_utterances:
+        dev_utts = random.Random(0).sample(dev_utts, cfg.data.dev_max_utterances)
+    if main_process and dropped:
+        print(f"left out of training: {dropped}", flush=True)
+
+    sampler = BucketBatchSampler(
+        [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed, num_replicas=world, rank=rank
+    )
+    loader = DataLoader(
+        SpeechDataset(train_utts, vocab),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.train.num_workers,
+        pin_memory=dev_device.type == "cuda",
+        persistent_workers=cfg.train.num_workers > 0,
+    )
+
+    # Model, optimizer, schedule. The total step count fixes the cosine schedule's length.
+    model = AcousticModel(cfg.model).to(dev_device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    steps_per_epoch = math.ceil(len(sampler) / cfg.train.grad_accum)
+    total_steps = steps_per_epoch * cfg.train.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, cfg.train.warmup_steps, total_steps, cfg.train.final_lr_ratio)
+    )
+    amp_dtype = _amp_dtype(cfg.train.amp, dev_device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    state = TrainingState()
+
+    last_path, best_path, metrics_path = exp_dir / "last.pt", exp_dir / "best.pt", exp_dir / "metrics.jsonl"
+    if resume and last_path.exists():
+        raw = read_checkpoint(last_path)
+        model.load_state_dict(raw["model"])
+        optimizer.load_state_dict(raw["optimizer"])
+        scheduler.load_state_dict(raw["scheduler"])
+        scaler.load_state_dict(raw["scaler"])
+        state = TrainingState(**raw["state"])
+        torch.set_rng_state(raw["rng"])
+        if main_process:
+            print(f"resumed from {last_path}: epoch {state.epoch}, step {state.step}", flush=True)
+    elif resume:
+        raise TrainingError(f"--resume given but {last_path} does not exist; start without --resume")
+    else:
+        # Statistics are computed once, before any update, and then travel in every checkpoint.
+        mean, std = _normalization_stats(train_utts, cfg, vocab, dev_device)
+        model.set_normalization(mean, std)
+        metrics_path.unlink(missing_ok=True)
+    if main_process:
+        (exp_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev_device.index] if dev_device.type == "cuda" else None
+        )
+    autocast = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp_dtype else nullcontext
+
+    def log(row: dict) -> None:
+        if main_process:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    decoder = GreedyDecoder(vocab)
+    for epoch in range(state.epoch, cfg.train.epochs):
+        sampler.set_epoch(epoch)
+        model.train()
+        bar = tqdm(
+            total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
+            disable=not (progress and main_process), dynamic_ncols=True,
+        )
+        started = time.perf_counter()
+        window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, started
+        optimizer.zero_grad(set_to_none=True)
+        for index, batch in enumerate(loader):
+            batch = batch.to(dev_device)
+            with torch.no_grad():
+                feats, feat_lengths = log_mel(batch.waves, batch.wave_lengths, cfg.features)
+                feats = model.normalize(feats)
+                if cfg.train.spec_augment:
+                    feats = spec_augment(feats, feat_lengths, cfg.spec_augment)
+            with autocast():
+                lp, out_lengths = ddp_model(feats, feat_lengths, normalized=True)
+            # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
+            loss = F.ctc_loss(
+                lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
+                blank=vocab.blank, reduction="mean", zero_infinity=True,
+            )
+            scaler.scale(loss / cfg.train.grad_accum).backward()
+            window_loss += loss.item()
+            window_batches += 1
+            audio = batch.audio_seconds * world
+            window_audio += audio
+            state.audio_seconds += audio
+            if (index + 1) % cfg.train.grad_accum and index + 1 != len(sampler):
+                continue
+            # Clipping bounds the occasional huge CTC gradient of a badly aligned batch.
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            bar.update(1)
+            if state.step % cfg.train.log_every == 0 or index + 1 == len(sampler):
+                now = time.perf_counter()
+                row = {
+                    "kind": "train", "epoch": epoch + 1, "step": state.step,
+                    "loss": window_loss / window_batches, "lr": scheduler.get_last_lr()[0],
+                    "audio_seconds_per_second": window_audio / (now - window_start),
+                }
+                if dev_device.type == "cuda":
+                    row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(dev_device) / 2**30
+                log(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", speed=f"{row['audio_seconds_per_second']:.0f}x")
+                window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, now
+        bar.close()
+        state.train_seconds += time.perf_counter() - started
+        state.epoch = epoch + 1
+
+        # Dev scoring and checkpoints happen on rank 0; other ranks wait at the barrier.
+        if main_process:
+            wer = cer = math.nan
+            if dev_utts:
+                hyps = decode_utterances(model, cfg.features, vocab, dev_utts, decoder, num_workers=cfg.train.num_workers)
+                result = score(dev_utts, [h.text for h in hyps])
+                wer, cer = result.wer, result.cer
+            log({"kind": "dev", "epoch": state.epoch, "step": state.step, "wer": wer, "cer": cer})
+            improved = not dev_utts or wer < state.best_wer
+            if improved:
+                state.best_wer, state.best_epoch = (wer if dev_utts else math.inf), state.epoch
+                save_checkpoint(best_path, model, cfg, vocab, state=asdict(state))
+            if cfg.train.keep_epochs:
+                save_checkpoint(exp_dir / f"epoch-{state.epoch}.pt", model, cfg, vocab, state=asdict(state))
+                stale = exp_dir / f"epoch-{state.epoch - cfg.train.keep_epochs}.pt"
+                stale.unlink(missing_ok=True)
+            save_checkpoint(
+                last_path, model, cfg, vocab, state=asdict(state), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=torch.get_rng_state(),
+            )
+            print(
+                f"epoch {state.epoch}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
+                f"(best {100 * state.best_wer:.2f}% at epoch {state.best_epoch}); "
+                f"{state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
+                flush=True,
+            )
+        if world > 1:
+            dist.barrier()
+
+    if main_process and metrics_path.exists():
+        _plot_curves(metrics_path, exp_dir / "curves.png")
+    return state

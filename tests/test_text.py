@@ -1,0 +1,36 @@
+import pytest
+
+from asr.text import BLANK, UnknownCharacterError, Vocabulary, normalize_text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Hello, world!", "HELLO WORLD"),
+        ("  don't   stop  ", "DON'T STOP"),
+        ("Café déjà-vu", "CAFE DEJA VU"),
+        ("Room 42", "ROOM FOUR TWO"),
+        ("'quoted' words", "QUOTED WORDS"),
+        ("It\u2019s", "IT'S"),
+        ("", ""),
+        ("?!", ""),
+    ],
+)
+def test_normalize(raw, expected):
+    assert normalize_text(raw) == expected
+    assert normalize_text(expected) == expected  # idempotent
+
+
+def test_round_trip():
+    vocab = Vocabulary()
+    text = "THE QUICK BROWN FOX DIDN'T JUMP OVER THE LAZY DOG"
+    ids = vocab.encode(text)
+    assert vocab.blank not in ids
+    assert vocab.decode(ids) == text
+    assert vocab.decode([vocab.blank] + ids + [vocab.blank]) == text
+    assert vocab.tokens[0] == BLANK and len(vocab) == 29
+
+
+def test_unknown_character():
+    with pytest.raises(UnknownCharacterError, match="'1'"):
+        Vocabulary().encode("A1")
