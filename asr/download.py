@@ -1,0 +1,454 @@
+"""Download and unpack LibriSpeech (OpenSLR 12) and its language models (OpenSLR 11).
+
+Downloads resume after a cut connection, are checked against OpenSLR's published MD5
+sums and are skipped when the file is already there; archives are unpacked only after
+every member has been checked to land inside the destination. Errors a user can cause
+are a :class:`DownloadError` whose message is one line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import logging
+import re
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from http import HTTPStatus
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from tqdm import tqdm
+
+from asr import __version__
+
+logger = logging.getLogger(__name__)
+
+LIBRISPEECH_RESOURCE = 12
+LIBRISPEECH_LM_RESOURCE = 11
+
+# Base URLs of OpenSLR and its mirrors; a resource lives under "<base>/<number>/".
+OPENSLR_MIRRORS: dict[str, str] = {
+    "openslr": "https://www.openslr.org/resources",
+    "us": "https://us.openslr.org/resources",
+    "eu": "https://openslr.elda.org/resources",
+    "cn": "https://openslr.magicdatatech.com/resources",
+}
+DEFAULT_MIRROR = "openslr"
+
+# The MD5 sums OpenSLR publishes next to the files (resources/<n>/md5sum.txt), the same
+# ones public recipes (PaddleSpeech, pytorch-database-prep) check their downloads against.
+LIBRISPEECH_MD5: dict[str, str] = {
+    "dev-clean.tar.gz": "42e2234ba48799c1f50f24a7926300a1",
+    "dev-other.tar.gz": "c8d0bcc9cca99d4f8b62fcc847357931",
+    "test-clean.tar.gz": "32fa31d27d2e1cad72775fee3f4849a9",
+    "test-other.tar.gz": "fb5a50374b501bb3bac4815ee91d3135",
+    "train-clean-100.tar.gz": "2a93770f6d5c6c964bc36631d331a522",
+    "train-clean-360.tar.gz": "c0e676e450a7ff2f54aeade5171606fa",
+    "train-other-500.tar.gz": "d1a0fd59409feb2c614ce4d30c387708",
+}
+LIBRISPEECH_LM_MD5: dict[str, str] = {
+    "3-gram.arpa.gz": "74cbb837e582378c26c602e1c8cbcb9c",
+    "3-gram.pruned.1e-7.arpa.gz": "9a0f1325bcaf3a0f7b7be4be10823c2a",
+    "3-gram.pruned.3e-7.arpa.gz": "8f67ec741827742eee05799ab7605b50",
+    "4-gram.arpa.gz": "6abdcd5b055bd482e4f9defe91d40408",
+    "librispeech-vocab.txt": "bf3cc7a50112831ed8b0afa40cae96a5",
+    "librispeech-lexicon.txt": "28f72663f6bfed7cd346283c064c315b",
+    "librispeech-lm-norm.txt.gz": "c83c64c726a1aedfe65f80aa311de402",
+}
+
+LIBRISPEECH_SUBSETS: tuple[str, ...] = tuple(n.removesuffix(".tar.gz") for n in LIBRISPEECH_MD5)
+LIBRISPEECH_ALIASES: dict[str, tuple[str, ...]] = {
+    "train-960": ("train-clean-100", "train-clean-360", "train-other-500"),
+    "train-460": ("train-clean-100", "train-clean-360"),
+}
+
+DEFAULT_RETRIES = 5
+DEFAULT_TIMEOUT_S = 60.0  # per socket operation, not for the whole file
+RETRY_BACKOFF_S = 2.0  # first wait; doubles after each attempt that made no progress
+MAX_BACKOFF_S = 60.0
+CHUNK_BYTES = 1 << 20
+PART_SUFFIX = ".part"
+USER_AGENT = f"asr/{__version__} (+urllib)"
+
+_MD5_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-\d+/(\d+|\*)$")
+_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
+# Statuses worth another try: the server is busy or failing, not refusing this file.
+_RETRYABLE_STATUS = {HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS}
+# tarfile's "data" filter arrived in 3.10.12 / 3.11.4; older patch releases rely on
+# _unsafe_reason alone.
+_DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())
+
+
+class DownloadError(RuntimeError):
+    """A download or extraction failed; the message is one line saying what to do."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive member would land outside the destination, or is a link or device."""
+
+
+def file_md5(path: Path) -> str:
+    """Hex MD5 of a file, read in chunks so multi-GB archives need little memory."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_md5sum_file(path: Path) -> dict[str, str]:
+    """Read an ``md5sum``-format file (``MD5  FILENAME`` per line) into ``{filename: md5}``.
+
+    Only the base name of each file is kept, so sums written as ``./x.tar.gz`` or
+    ``dir/x.tar.gz`` still match ``x.tar.gz``. Blank lines and ``#`` comments are skipped.
+    """
+    sums: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _MD5_LINE.match(line)
+        if match is None:
+            raise DownloadError(
+                f"{path}:{number}: expected 'MD5  FILENAME' (32 hex digits, two spaces), "
+                f"got {line!r}"
+            )
+        sums[PurePosixPath(match.group(2)).name] = match.group(1).lower()
+    return sums
+
+
+def download_file(
+    url: str,
+    dest: Path,
+    md5: str | None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    progress: bool = True,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
+    """Download ``url`` to ``dest`` and check its MD5; return ``dest``.
+
+    Bytes go to ``dest`` + ``.part`` first, which is resumed with a ``Range`` request
+    after a cut, a timeout or a connection error, and renamed to ``dest`` once complete.
+    A ``dest`` that already exists with the right MD5 is not downloaded again. A file
+    whose MD5 is wrong is deleted and downloaded once more from scratch; a second wrong
+    MD5 raises :class:`DownloadError`. With ``md5=None`` only the length announced by the
+    server is checked, and a warning says so.
+    """
+    dest = Path(dest)
+    expected = md5.lower() if md5 is not None else None
+    if dest.exists():
+        if expected is None:
+            logger.info("%s already exists and has no known MD5; keeping it", dest)
+            return dest
+        if file_md5(dest) == expected:
+            logger.info("%s already downloaded and verified", dest)
+            return dest
+        logger.warning("%s exists but its MD5 is wrong; downloading it again", dest)
+        dest.unlink()
+    if expected is None:
+        logger.warning("no MD5 known for %s: only its length will be checked", dest.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    _fetch(url, dest, retries=retries, progress=progress, timeout=timeout)
+    if expected is None:
+        return dest
+    actual = file_md5(dest)
+    if actual == expected:
+        return dest
+    logger.warning("%s: MD5 %s, expected %s; downloading it once more", dest.name, actual, expected)
+    dest.unlink()
+    _fetch(url, dest, retries=retries, progress=progress, timeout=timeout)
+    actual = file_md5(dest)
+    if actual == expected:
+        return dest
+    dest.unlink()
+    raise DownloadError(
+        f"{dest.name}: MD5 is {actual} but {expected} was expected, twice, from {url}; "
+        "the mirror serves a different file: try another mirror, "
+        "or pass that mirror's own checksums"
+    )
+
+
+def _fetch(url: str, dest: Path, *, retries: int, progress: bool, timeout: float) -> None:
+    """Stream ``url`` into ``dest``'s ``.part`` file until complete, then rename it."""
+    part = dest.with_suffix(dest.suffix + PART_SUFFIX)
+    failures = 0
+    bar = tqdm(desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
+    with bar:
+        while True:
+            before = _size(part)
+            try:
+                if _fetch_once(url, part, timeout=timeout, bar=bar):
+                    break
+                reason = "the connection closed before the whole file arrived"
+            except (OSError, http.client.HTTPException) as err:
+                reason = " ".join(str(err).split()) or type(err).__name__
+            if _size(part) > before:
+                # The server is alive and sending: resume at once, and keep the retry
+                # budget for attempts that get nothing.
+                failures = 0
+                logger.info("%s: %s; resuming at byte %d", dest.name, reason, _size(part))
+                continue
+            failures += 1
+            if failures > retries:
+                raise DownloadError(
+                    f"{url}: download failed {failures} times in a row ({reason}); "
+                    "check the network or try another mirror, then rerun to resume"
+                )
+            delay = min(RETRY_BACKOFF_S * 2 ** (failures - 1), MAX_BACKOFF_S)
+            logger.warning(
+                "%s: %s; retry %d/%d in %.0f s", dest.name, reason, failures, retries, delay
+            )
+            time.sleep(delay)
+    part.replace(dest)
+
+
+def _fetch_once(url: str, part: Path, *, timeout: float, bar: tqdm) -> bool:
+    """One HTTP request appending to ``part``; True when ``part`` now holds the whole file.
+
+    Raises ``OSError``/``HTTPException`` for transient failures and :class:`DownloadError`
+    for ones that another try cannot fix (404, a malformed URL).
+    """
+    offset = _size(part)
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        request = urllib.request.Request(url, headers=headers)
+    except ValueError as err:
+        raise DownloadError(
+            f"{url!r} is not a valid URL ({err}); give a full http(s):// URL"
+        ) from None
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        err.close()  # the error body is not needed; its headers stay readable
+        if err.code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE and offset:
+            unsatisfied = _UNSATISFIED_RANGE.match(err.headers.get("Content-Range", ""))
+            if unsatisfied and int(unsatisfied.group(1)) == offset:
+                return True  # an earlier run received everything but stopped before the rename
+            part.unlink()  # the partial file is longer than the file served: start over
+            return False
+        if err.code in _RETRYABLE_STATUS or err.code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise
+        raise DownloadError(
+            f"{url}: HTTP {err.code} {err.reason}; check the file name and the mirror URL"
+        ) from None
+
+    with response:
+        if response.status == HTTPStatus.PARTIAL_CONTENT:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != offset:
+                part.unlink(missing_ok=True)  # a range we did not ask for cannot be appended
+                return False
+            total = None if match.group(2) == "*" else int(match.group(2))
+            mode = "ab"
+        else:
+            # A plain 200 carries the whole file, also when the server ignored our Range.
+            length = response.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+            offset = 0
+            mode = "wb"
+        bar.reset(total=total)
+        bar.update(offset)
+        with open(part, mode) as f:
+            # http.client returns b"" when the peer closes early instead of raising, so the
+            # length check below is what detects a cut transfer.
+            while chunk := response.read(CHUNK_BYTES):
+                f.write(chunk)
+                bar.update(len(chunk))
+    size = _size(part)
+    if total is not None and size > total:
+        part.unlink()
+        return False
+    return total is None or size == total
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def extraction_marker(archive: Path, dest: Path) -> Path:
+    """The file whose presence means ``archive`` was fully extracted into ``dest``."""
+    return Path(dest) / f".extracted-{Path(archive).name}"
+
+
+def safe_extract(archive: Path, dest: Path) -> None:
+    """Extract the ``.tar.gz`` ``archive`` into ``dest``, refusing anything unsafe.
+
+    Every member is checked before anything is written: absolute paths, ``..``, links
+    and devices raise :class:`UnsafeArchiveError` naming the member. Extraction then runs
+    with tarfile's ``data`` filter as a second guard. A marker file
+    (:func:`extraction_marker`) makes a second call a no-op.
+    """
+    archive, dest = Path(archive), Path(dest)
+    marker = extraction_marker(archive, dest)
+    if marker.exists():
+        logger.info("%s already extracted into %s", archive.name, dest)
+        return
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            # getmembers() reads the whole archive once, so the checks cover every member
+            # before the first byte is written, at the cost of a second decompression pass.
+            members = tar.getmembers()
+            root = dest.resolve()
+            for member in members:
+                reason = _unsafe_reason(member, root)
+                if reason is not None:
+                    raise UnsafeArchiveError(
+                        f"{archive.name}: refusing to extract {member.name!r}: {reason}; "
+                        "the archive is not a clean LibriSpeech tarball: "
+                        "delete it and download it again"
+                    )
+            dest.mkdir(parents=True, exist_ok=True)
+            tar.extractall(dest, members=members, **_DATA_FILTER)
+    except _FILTER_ERROR as err:
+        raise UnsafeArchiveError(
+            f"{archive.name}: refusing to extract: {err}; delete it and download it again"
+        ) from None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise DownloadError(
+            f"{archive}: not a readable .tar.gz ({err}); delete it and download it again"
+        ) from None
+    marker.touch()
+
+
+def _unsafe_reason(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why extracting ``member`` under the resolved directory ``root`` is unsafe, or None."""
+    if member.issym() or member.islnk():
+        return f"it is a link (to {member.linkname!r})"
+    if not (member.isfile() or member.isdir()):
+        return "it is a device, FIFO or other special file"
+    name = PurePosixPath(member.name)
+    if name.is_absolute() or PureWindowsPath(member.name).anchor:
+        return "it has an absolute path"
+    if ".." in name.parts:
+        return "its path contains '..'"
+    if not (root / name).resolve().is_relative_to(root):
+        return f"it would land outside {root}"
+    return None
+
+
+def expand_subsets(names: list[str]) -> list[str]:
+    """Replace the aliases ``train-960``/``train-460`` by their subsets, keep order, drop repeats.
+
+    Raises :class:`DownloadError` for an unknown name.
+    """
+    subsets: list[str] = []
+    for name in names:
+        if name in LIBRISPEECH_ALIASES:
+            expanded = LIBRISPEECH_ALIASES[name]
+        elif name in LIBRISPEECH_SUBSETS:
+            expanded = (name,)
+        else:
+            valid = ", ".join(LIBRISPEECH_SUBSETS + tuple(LIBRISPEECH_ALIASES))
+            raise DownloadError(f"unknown LibriSpeech subset {name!r}; valid subsets: {valid}")
+        subsets.extend(s for s in expanded if s not in subsets)
+    return subsets
+
+
+def resource_url(resource: int, mirror: str | None = None) -> str:
+    """Base URL (ending in ``/``) of OpenSLR resource ``resource``.
+
+    ``mirror`` is either a name from :data:`OPENSLR_MIRRORS` or a base URL holding the
+    resource's files directly (e.g. ``https://openslr.elda.org/resources/12/`` or a
+    private server); None means OpenSLR itself.
+    """
+    if mirror is None or mirror in OPENSLR_MIRRORS:
+        return f"{OPENSLR_MIRRORS[mirror or DEFAULT_MIRROR]}/{resource}/"
+    return mirror.rstrip("/") + "/"
+
+
+def download_librispeech(
+    subsets: list[str],
+    dest: Path,
+    *,
+    mirror: str | None = None,
+    checksums: dict[str, str] | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Download and extract LibriSpeech subsets; return the ``dest/LibriSpeech/<subset>`` dirs.
+
+    ``mirror`` is a name from :data:`OPENSLR_MIRRORS` (``"us"``, ``"eu"``, ``"cn"``) or a
+    base URL replacing ``https://www.openslr.org/resources/12/``. Tarballs are kept in
+    ``dest`` so a rerun skips them; a subset already extracted is skipped without touching
+    the network, even if its tarball was deleted since.
+    ``checksums`` (``{filename: md5}``, e.g. from :func:`read_md5sum_file`) replaces the
+    built-in table, for a mirror serving other files; a file missing from it gets only the
+    length check.
+    """
+    dest = Path(dest)
+    base = resource_url(LIBRISPEECH_RESOURCE, mirror)
+    table = LIBRISPEECH_MD5 if checksums is None else checksums
+    dirs = []
+    for subset in expand_subsets(subsets):
+        archive = dest / f"{subset}.tar.gz"
+        subset_dir = dest / "LibriSpeech" / subset
+        if not (extraction_marker(archive, dest).exists() and subset_dir.is_dir()):
+            download_file(base + archive.name, archive, table.get(archive.name), progress=progress)
+            safe_extract(archive, dest)
+        if not subset_dir.is_dir():
+            raise DownloadError(
+                f"{archive} did not contain LibriSpeech/{subset}/; delete it and "
+                f"{extraction_marker(archive, dest).name}, check the mirror, and download it again"
+            )
+        dirs.append(subset_dir)
+    return dirs
+
+
+def download_librispeech_lm(
+    names: list[str],
+    dest: Path,
+    *,
+    mirror: str | None = None,
+    checksums: dict[str, str] | None = None,
+    progress: bool = True,
+    unzip: bool = False,
+) -> list[Path]:
+    """Download LibriSpeech LM files (OpenSLR 11) into ``dest``; return their paths.
+
+    With ``unzip=True`` each ``*.arpa.gz`` is also decompressed to ``*.arpa`` and that path
+    is returned instead. ``mirror`` and ``checksums`` work as in :func:`download_librispeech`.
+    """
+    unknown = [name for name in names if name not in LIBRISPEECH_LM_MD5]
+    if unknown:
+        raise DownloadError(
+            f"unknown LibriSpeech LM file {unknown[0]!r}; "
+            f"valid files: {', '.join(LIBRISPEECH_LM_MD5)}"
+        )
+    dest = Path(dest)
+    base = resource_url(LIBRISPEECH_LM_RESOURCE, mirror)
+    table = LIBRISPEECH_LM_MD5 if checksums is None else checksums
+    paths = []
+    for name in names:
+        path = download_file(base + name, dest / name, table.get(name), progress=progress)
+        if unzip and name.endswith(".arpa.gz"):
+            path = _gunzip(path)
+        paths.append(path)
+    return paths
+
+
+def _gunzip(path: Path) -> Path:
+    """Decompress ``x.gz`` to ``x`` via a ``.part`` file, so no half-written ``x`` ever exists."""
+    target = path.with_suffix("")
+    if target.exists():
+        return target
+    part = target.with_suffix(target.suffix + PART_SUFFIX)
+    try:
+        with gzip.open(path, "rb") as src, open(part, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK_BYTES)
+    except (OSError, EOFError, zlib.error) as err:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{path}: cannot decompress ({err}); delete it and download it again"
+        ) from None
+    part.replace(target)
+    return target
