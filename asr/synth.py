@@ -1,0 +1,375 @@
+"""The embedded synthetic corpus: generated sentences spoken by espeak-ng.
+
+``synthesize_corpus`` writes train/dev/test in LibriSpeech layout::
+
+    OUT/train/SPK/CHAP/SPK-CHAP-UUUU.flac      16 kHz mono 16-bit FLAC
+    OUT/train/SPK/CHAP/SPK-CHAP.trans.txt      "SPK-CHAP-UUUU TEXT" lines, sorted
+    OUT/SPEAKERS.TXT                           who each speaker is
+    OUT/synth.json                             settings and counts; marks the corpus done
+
+A speaker is one espeak-ng English voice with one variant, rate and pitch. No voice and
+variant pair is shared between splits, and no sentence occurs twice in the corpus, so
+dev and test measure unseen speakers reading unseen sentences. Output depends only on
+the config, not on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+from tqdm import tqdm
+
+from asr.sentences import generate_sentences
+
+SAMPLE_RATE = 16_000  # Hz, the rate the feature pipeline expects
+PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
+ESPEAK = "espeak-ng"
+ESPEAK_TIMEOUT = 60  # s per utterance; espeak-ng takes ~0.02 s, so only a hung process hits it
+SPLITS = ("train", "dev", "test")
+UTTERANCES_PER_CHAPTER = 50
+CHUNK_SIZE = 8  # utterances per task sent to a worker; amortises inter-process overhead
+FIRST_SPEAKER_ID = 100
+FIRST_CHAPTER_ID = 1000
+# Noise colours as the exponent of the power spectrum, P(f) ~ 1 / f**exponent.
+NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+# Independent random streams drawn from the corpus seed.
+_SPEAKER_STREAM, _NOISE_STREAM = 0, 1
+SYNTH_FILE = "synth.json"
+SPEAKERS_FILE = "SPEAKERS.TXT"
+
+# espeak-ng's own English voices (mbrola voices need extra packages).
+VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+          "en-gb-x-rp", "en-029", "en-us-nyc")
+# Variants that sound like a person: no whisper, echo, robot or croak effects.
+FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "Annie", "Andrea", "anika", "aunty",
+                   "belinda", "linda", "steph")
+MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Andy", "Denis", "Diogo",
+                 "Henrique", "Hugo", "Lee", "Mario", "Michael", "Mike", "adam", "antonio",
+                 "benjamin", "boris", "david", "ed", "edward", "iven", "marcelo", "max",
+                 "michel", "miguel", "paul", "quincy", "rob", "robert", "travis", "victor")
+
+
+class EspeakNotFoundError(RuntimeError):
+    """espeak-ng, or one of the voices the corpus uses, is not installed."""
+
+    def __init__(self, message: str = f"{ESPEAK} not found on PATH: install it with 'sudo apt-get install "
+                 "espeak-ng' (Debian/Ubuntu) or 'brew install espeak-ng' (macOS)") -> None:
+        super().__init__(message)
+
+
+class CorpusMismatchError(RuntimeError):
+    """The output directory holds a corpus made with other settings."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to synthesise. ``jobs`` changes the speed, never the output."""
+
+    train_utterances: int = 2400
+    dev_utterances: int = 200
+    test_utterances: int = 200
+    train_speakers: int = 40
+    dev_speakers: int = 8
+    test_speakers: int = 8
+    seed: int = 0
+    noise: float = 0.5  # probability that an utterance gets background noise
+    snr_db: tuple[float, float] = (10.0, 30.0)  # dB, speech power over noise power
+    rate_wpm: tuple[int, int] = (130, 190)  # words per minute, inclusive
+    pitch: tuple[int, int] = (30, 70)  # espeak-ng pitch 0..99, inclusive
+    min_words: int = 3
+    max_words: int = 15
+    jobs: int = os.cpu_count() or 1
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            utterances, speakers = self.utterances(split), self.speakers(split)
+            if utterances < 0 or speakers < 0 or (utterances > 0 and not 0 < speakers <= utterances):
+                raise ValueError(f"{split}: need 1 <= speakers <= utterances, got {speakers} and {utterances}")
+        pairs = len(VOICES) * (len(FEMALE_VARIANTS) + len(MALE_VARIANTS))
+        if sum(self.speakers(s) for s in SPLITS) > pairs:
+            raise ValueError(f"at most {pairs} speakers (voice and variant pairs) are available")
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"noise is a probability, got {self.noise}")
+        if not (self.snr_db[0] <= self.snr_db[1] and 80 <= self.rate_wpm[0] <= self.rate_wpm[1]
+                and 0 <= self.pitch[0] <= self.pitch[1] <= 99):
+            raise ValueError("snr_db, rate_wpm and pitch must be (low, high) ranges; rate >= 80, pitch 0..99")
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be at least 1, got {self.jobs}")
+
+    def utterances(self, split: str) -> int:
+        return getattr(self, f"{split}_utterances")
+
+    def speakers(self, split: str) -> int:
+        return getattr(self, f"{split}_speakers")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One line of SPEAKERS.TXT: an espeak-ng voice, variant, rate and pitch."""
+
+    id: int
+    sex: str  # "F" or "M"
+    subset: str
+    voice: str
+    variant: str
+    rate_wpm: int
+    pitch: int
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    """What ``synthesize_corpus`` found or made."""
+
+    out_dir: Path
+    utterances: dict[str, int]  # split -> utterances on disk
+    audio_seconds: float
+    failures: tuple[str, ...]  # utterance ids espeak-ng could not render
+    wall_seconds: float
+    already_done: bool  # the corpus was complete before this call
+
+
+@dataclass(frozen=True)
+class _Utterance:
+    index: int  # position in the corpus; seeds this utterance's noise
+    split: str
+    speaker: Speaker
+    chapter: int
+    number: int
+    text: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.speaker.id}-{self.chapter}-{self.number:04d}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.split, str(self.speaker.id), str(self.chapter), self.id + ".flac")
+
+
+def _make_speakers(config: SynthConfig) -> list[Speaker]:
+    """Speakers of all splits, alternately female and male while female voices last; each
+    gets a voice and variant pair that no other speaker has."""
+    rng = np.random.default_rng([config.seed, _SPEAKER_STREAM])
+    by_sex = []
+    for sex, variants in (("F", FEMALE_VARIANTS), ("M", MALE_VARIANTS)):
+        pairs = [(voice, variant, sex) for voice in VOICES for variant in variants]
+        by_sex.append([pairs[i] for i in rng.permutation(len(pairs))])
+    interleaved = [p for pair in itertools.zip_longest(*by_sex) for p in pair if p is not None]
+    speakers: list[Speaker] = []
+    for split in SPLITS:
+        for _ in range(config.speakers(split)):
+            voice, variant, sex = interleaved[len(speakers)]
+            rate = int(rng.integers(config.rate_wpm[0], config.rate_wpm[1] + 1))
+            pitch = int(rng.integers(config.pitch[0], config.pitch[1] + 1))
+            speakers.append(Speaker(FIRST_SPEAKER_ID + len(speakers), sex, split, voice, variant, rate, pitch))
+    return speakers
+
+
+def _plan(config: SynthConfig) -> list[_Utterance]:
+    """Every utterance of the corpus: sentence, speaker, chapter and number."""
+    total = sum(config.utterances(s) for s in SPLITS)
+    sentences = iter(generate_sentences(total, config.seed, config.min_words, config.max_words))
+    speakers = _make_speakers(config)
+    plan: list[_Utterance] = []
+    chapter = FIRST_CHAPTER_ID
+    for split in SPLITS:
+        group = [s for s in speakers if s.subset == split]
+        texts = [next(sentences) for _ in range(config.utterances(split))]
+        for k, speaker in enumerate(group):
+            own = texts[k :: len(group)]  # sentences are in random order, so round-robin is fair
+            for number, text in enumerate(own):
+                plan.append(_Utterance(len(plan), split, speaker, chapter + number // UTTERANCES_PER_CHAPTER,
+                                       number % UTTERANCES_PER_CHAPTER, text))
+            chapter += math.ceil(len(own) / UTTERANCES_PER_CHAPTER)
+    return plan
+
+
+@dataclass(frozen=True)
+class _Job:
+    utterance: _Utterance
+    out_path: Path
+    espeak: str
+    seed: int
+    noise: float
+    snr_db: tuple[float, float]
+
+
+def _espeak_wav(espeak: str, text: str, speaker: Speaker) -> tuple[np.ndarray, int]:
+    """Run espeak-ng; return float32 samples in [-1, 1] and their sample rate."""
+    # Lower case, or espeak-ng spells short upper-case words as acronyms ("US" -> "U S").
+    command = [espeak, "-v", f"{speaker.voice}+{speaker.variant}", "-s", str(speaker.rate_wpm),
+               "-p", str(speaker.pitch), "--stdout", text.lower()]
+    wav = subprocess.run(command, capture_output=True, check=True, timeout=ESPEAK_TIMEOUT).stdout
+    # espeak-ng streams a 16-bit mono WAV whose size fields are placeholders, so walk the
+    # chunks ourselves and take everything after the "data" header.
+    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+        raise ValueError("espeak-ng did not write a WAV file")
+    sample_rate, position = 0, 12
+    while position + 8 <= len(wav):
+        chunk, size = wav[position : position + 4], int.from_bytes(wav[position + 4 : position + 8], "little")
+        if chunk == b"fmt ":
+            sample_rate = int.from_bytes(wav[position + 12 : position + 16], "little")
+        if chunk == b"data":
+            data = wav[position + 8 :]
+            samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+            if not sample_rate or samples.size == 0:
+                raise ValueError("espeak-ng wrote no audio")
+            return samples.astype(np.float32) / 32768.0, sample_rate
+        position += 8 + size
+    raise ValueError("espeak-ng wrote a WAV file without audio data")
+
+
+def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Gaussian noise of length ``n`` with power spectrum ~ 1 / f**exponent, unit power."""
+    size = 1 << max(n - 1, 1).bit_length()  # a power of two: FFTs of odd lengths are ~10x slower
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    frequencies = np.fft.rfftfreq(size)
+    frequencies[0] = frequencies[1]  # keep DC finite
+    noise = np.fft.irfft(spectrum / frequencies ** (exponent / 2), size)[:n]
+    return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
+
+
+def _render(job: _Job) -> tuple[str, float | str]:
+    """Synthesise one utterance; return its id and duration (s), or the error message."""
+    utterance = job.utterance
+    try:
+        audio, rate = _espeak_wav(job.espeak, utterance.text, utterance.speaker)
+    except subprocess.CalledProcessError as err:
+        return utterance.id, err.stderr.decode(errors="replace").strip() or f"exit status {err.returncode}"
+    except (OSError, ValueError, subprocess.SubprocessError) as err:
+        return utterance.id, str(err)
+    # soxr directly (librosa's "soxr_hq" backend) skips librosa's ~2 s first-call import in every worker.
+    audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    rng = np.random.default_rng([job.seed, _NOISE_STREAM, utterance.index])
+    if rng.random() < job.noise:
+        exponent = NOISE_EXPONENTS[rng.choice(sorted(NOISE_EXPONENTS))]
+        snr_db = rng.uniform(*job.snr_db)
+        speech_power = np.mean(audio**2)
+        audio = audio + _colored_noise(rng, audio.size, exponent) * np.sqrt(speech_power / 10 ** (snr_db / 10))
+    audio = audio * (PEAK / max(float(np.max(np.abs(audio))), 1e-9))
+    job.out_path.parent.mkdir(parents=True, exist_ok=True)
+    # Write under a temporary name so an interrupted run never leaves a truncated file.
+    partial = job.out_path.with_name(job.out_path.name + ".partial")
+    sf.write(partial, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    os.replace(partial, job.out_path)
+    return utterance.id, audio.size / SAMPLE_RATE
+
+
+def _fingerprint(config: SynthConfig, plan: list[_Utterance]) -> dict:
+    """What makes two corpora the same: the settings (not ``jobs``) and the planned utterances."""
+    settings = asdict(config)
+    del settings["jobs"]
+    digest = hashlib.sha256()
+    for u in plan:
+        s = u.speaker
+        digest.update(f"{u.path}|{u.text}|{s.voice}+{s.variant}|{s.rate_wpm}|{s.pitch}\n".encode())
+    return json.loads(json.dumps({"config": settings, "plan_sha256": digest.hexdigest()}))
+
+
+def _check_voices(espeak: str) -> None:
+    """espeak-ng quietly falls back to its default voice for unknown names; refuse instead."""
+    def listed(kind: str) -> set[str]:
+        lines = subprocess.run([espeak, f"--voices={kind}"], capture_output=True, text=True, check=True).stdout
+        return {field for line in lines.splitlines()[1:] for field in line.split()[1:2] + line.split()[4:5]}
+
+    languages, variants = listed("en"), {f.removeprefix("!v/") for f in listed("variant")}
+    missing = [v for v in VOICES if v not in languages]
+    missing += [v for v in FEMALE_VARIANTS + MALE_VARIANTS if v not in variants]
+    if missing:
+        raise EspeakNotFoundError(
+            f"{ESPEAK} lacks the voices or variants {', '.join(missing)}: install espeak-ng 1.51 or later"
+        )
+
+
+def _write_speakers(out_dir: Path, speakers: list[Speaker]) -> None:
+    lines = [";ID  |SEX| SUBSET | VOICE          | VARIANT  | RATE | PITCH"]
+    lines += [f"{s.id:<4d} | {s.sex} | {s.subset:<6} | {s.voice:<14} | {s.variant:<8} | "
+              f"{s.rate_wpm:4d} | {s.pitch:5d}" for s in speakers]
+    (out_dir / SPEAKERS_FILE).write_text("\n".join(lines) + "\n")
+
+
+def _write_transcripts(out_dir: Path, plan: list[_Utterance]) -> None:
+    chapters: dict[Path, list[str]] = {}
+    for u in plan:
+        if (out_dir / u.path).exists():
+            chapters.setdefault(out_dir / u.path.parent, []).append(f"{u.id} {u.text}")
+    for directory, lines in chapters.items():
+        speaker, chapter = directory.parent.name, directory.name
+        (directory / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(sorted(lines)) + "\n")
+
+
+def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True) -> SynthReport:
+    """Render the corpus ``config`` describes into ``out_dir``; resume or skip if partly or fully there.
+
+    Raises ``EspeakNotFoundError`` when espeak-ng is missing and ``CorpusMismatchError``
+    when ``out_dir`` holds a corpus made with other settings.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    plan = _plan(config)
+    fingerprint = _fingerprint(config, plan)
+    state_path = out_dir / SYNTH_FILE
+    if state_path.exists():
+        state = json.loads(state_path.read_text())
+        if {k: state.get(k) for k in fingerprint} != fingerprint:
+            raise CorpusMismatchError(
+                f"{out_dir} holds a corpus made with other settings: delete it or choose another output directory"
+            )
+        if state.get("complete") and all((out_dir / u.path).exists() for u in plan):
+            return SynthReport(out_dir, state["utterances"], state["audio_seconds"], (),
+                               time.perf_counter() - start, already_done=True)
+
+    espeak = shutil.which(ESPEAK)
+    if espeak is None:
+        raise EspeakNotFoundError()
+    _check_voices(espeak)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path.write_text(json.dumps({**fingerprint, "complete": False}, indent=2) + "\n")
+    _write_speakers(out_dir, sorted({u.speaker for u in plan}, key=lambda s: s.id))
+
+    durations: dict[str, float] = {}
+    pending = []
+    for u in plan:
+        if (out_dir / u.path).exists():
+            durations[u.id] = sf.info(out_dir / u.path).duration
+        else:
+            pending.append(_Job(u, out_dir / u.path, espeak, config.seed, config.noise, config.snr_db))
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if config.jobs > 1 and len(pending) > 1:
+            pool = stack.enter_context(Pool(min(config.jobs, len(pending))))
+            results = pool.imap_unordered(_render, pending, chunksize=CHUNK_SIZE)
+        else:
+            results = map(_render, pending)
+        for utterance_id, result in tqdm(results, total=len(pending), desc="synthesising", unit="utt",
+                                         disable=not progress):
+            if isinstance(result, str):
+                failures.append(utterance_id)
+                tqdm.write(f"{ESPEAK} failed on {utterance_id}: {result}", file=sys.stderr)
+            else:
+                durations[utterance_id] = result
+
+    _write_transcripts(out_dir, plan)
+    counts = {split: sum(u.split == split and u.id in durations for u in plan) for split in SPLITS}
+    audio_seconds = round(sum(durations.values()), 3)
+    state = {**fingerprint, "complete": not failures, "utterances": counts, "audio_seconds": audio_seconds,
+             "failures": sorted(failures)}
+    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    return SynthReport(out_dir, counts, audio_seconds, tuple(sorted(failures)), time.perf_counter() - start,
+                       already_done=False)
+
