@@ -21,19 +21,26 @@ def _fail(message: str, code: int = EXIT_USER_ERROR) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from asr.config import ConfigError
     from asr.synth import SynthConfig, synthesize_corpus
 
     overrides = {k: v for k, v in {
         "train_utterances": args.train, "dev_utterances": args.dev, "test_utterances": args.test,
-        "seed": args.seed, "jobs": args.jobs,
+        "seed": args.seed, "noise": args.noise, "jobs": args.jobs,
     }.items() if v is not None}
-    if args.noise:
-        overrides["noise"] = True
-    import dataclasses
-
-    config = dataclasses.replace(SynthConfig(), **overrides)
+    try:
+        config = dataclasses.replace(SynthConfig(), **overrides)
+    except ValueError as err:
+        raise ConfigError(f"synth: {err}") from None
     report = synthesize_corpus(Path(args.out), config, progress=not args.quiet)
-    print(report)
+    counts = ", ".join(f"{n} {split}" for split, n in report.utterances.items())
+    state = "already complete" if report.already_done else f"made in {report.wall_seconds:.0f} s"
+    print(f"corpus {args.out}: {counts} utterances, {report.audio_seconds / 3600:.2f} h of audio ({state})")
+    if report.failures:
+        print(f"{len(report.failures)} utterances failed and were left out: rerun to retry them", file=sys.stderr)
+        return EXIT_PARTIAL_FAILURE
     return 0
 
 
@@ -141,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", type=int, help="dev utterances")
     p.add_argument("--test", type=int, help="test utterances")
     p.add_argument("--seed", type=int)
-    p.add_argument("--noise", action="store_true", help="add background noise at a random SNR")
+    p.add_argument("--noise", type=float, metavar="PROB", help="share of utterances given background noise (default 0.5)")
     p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)

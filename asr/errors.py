@@ -6,7 +6,10 @@ from asr.audio import AudioError
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data import ManifestError
+from asr.download import DownloadError
 from asr.inference import DeviceError
+from asr.lm import LMDependencyError, LMError
+from asr.synth import CorpusMismatchError, EspeakNotFoundError
 from asr.text import UnknownCharacterError
 from asr.train import TrainingError
 
@@ -16,6 +19,11 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     ManifestError,
     DeviceError,
+    DownloadError,
+    LMError,
+    LMDependencyError,
+    EspeakNotFoundError,
+    CorpusMismatchError,
     UnknownCharacterError,
     TrainingError,
     FileNotFoundError,

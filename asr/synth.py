@@ -34,9 +34,9 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from asr.audio import SAMPLE_RATE
 from asr.sentences import generate_sentences
 
-SAMPLE_RATE = 16_000  # Hz, the rate the feature pipeline expects
 PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
 ESPEAK = "espeak-ng"
 ESPEAK_TIMEOUT = 60  # s per utterance; espeak-ng takes ~0.02 s, so only a hung process hits it
