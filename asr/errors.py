@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from asr.audio import AudioError
+from asr.average import AverageError
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
 from asr.data import ManifestError
 from asr.download import DownloadError
+from asr.export import OnnxDependencyError, OnnxModelError
 from asr.inference import DeviceError
 from asr.lm import LMDependencyError, LMError
 from asr.synth import CorpusMismatchError, EspeakNotFoundError
@@ -15,10 +17,13 @@ from asr.train import TrainingError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     AudioError,
+    AverageError,
     CheckpointError,
     ConfigError,
     ManifestError,
     DeviceError,
+    OnnxDependencyError,
+    OnnxModelError,
     DownloadError,
     LMError,
     LMDependencyError,

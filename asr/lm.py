@@ -235,7 +235,8 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
                               "(IRSTLM divided by zero on its count statistics); use witten-bell")
             raise LMError(f"{text_file}: IRSTLM build-lm.sh produced no LM ({problem})")
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")  # so that `out` is never half written
+        # Absolute, as IRSTLM runs in the temporary folder; a separate name so `out` is never half written.
+        partial = out.absolute().with_name(out.name + ".partial")
         try:
             _run([str(home / "bin" / "compile-lm"), "--text=yes", str(ilm), str(partial)], env, log, text_file)
             if not _is_arpa(partial):

@@ -1,61 +1,363 @@
-"""Transcribing audio files with a trained model."""
+"""Transcribing audio files of any length with a trained model.
+
+Files are streamed, never loaded whole: each is read in blocks, mixed to mono and
+resampled to 16 kHz as it goes. A file no longer than a window (``WINDOW_SECONDS``) is
+decoded whole. A longer one is cut into pieces of at most a window: at the middle of its
+first pause (``MIN_PAUSE_SECONDS`` of silence) in the window, so that each piece is
+heard like the single utterances the model was trained on; where a window has no pause,
+it ends there and the next piece starts ``OVERLAP_SECONDS`` earlier, and the two are
+stitched in the middle of their overlap (see :class:`_Stitcher`). Pieces of all files
+share forward passes. Memory is bounded by a batch of pieces, whatever a file's length.
+"""
 
 from __future__ import annotations
 
+import glob
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+import soxr
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.align import DIGITAL_SILENCE_DB, Word, align_words, energy_db, loud_frames, noise_floor
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, _one_line
 from asr.checkpoint import LoadedModel
-from asr.decode import Hypothesis
 from asr.inference import log_probs, pad_waves
 
+WINDOW_SECONDS = 20.0  # longest piece decoded at once: the demo model trains on utterances of up to 20 s
+OVERLAP_SECONDS = 4.0  # where a window must be cut without a pause, 2 s of context on each side of the stitch
+MIN_PAUSE_SECONDS = 0.25  # silence that may end a piece of a long file: longer than pauses inside words
+PAUSE_FRAME = 160  # samples: 10 ms frames for finding pauses
+PAUSE_DEPTH_DB = 20.0  # pauses are sought only where speech (90th percentile) is this far above the floor
 MAX_BATCH_SECONDS = 240.0  # padded audio per forward pass; bounds memory on any device
+READ_SECONDS = 10.0  # audio read from a file at a time
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    window_seconds: float = WINDOW_SECONDS
+    overlap_seconds: float = OVERLAP_SECONDS
+    min_pause_seconds: float = MIN_PAUSE_SECONDS  # math.inf: cut long files into overlapping windows only
+    max_batch_seconds: float = MAX_BATCH_SECONDS
+    read_seconds: float = READ_SECONDS
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap_seconds < self.window_seconds:
+            raise ValueError(
+                f"overlap ({self.overlap_seconds} s) must be shorter than the window ({self.window_seconds} s)")
+        if self.min_pause_seconds <= 0:
+            raise ValueError(f"min_pause_seconds must be positive, got {self.min_pause_seconds}")
+        if self.max_batch_seconds < self.window_seconds or self.read_seconds <= 0:
+            raise ValueError("max_batch_seconds must hold a window and read_seconds must be positive")
 
 
 @dataclass(frozen=True)
 class Transcript:
     path: str
-    hypothesis: Hypothesis | None = None
+    words: tuple[Word, ...] = ()
+    duration: float = 0.0  # s of audio
     error: str | None = None  # one line: why the file could not be transcribed
 
     @property
     def text(self) -> str:
-        return self.hypothesis.text if self.hypothesis else ""
+        return " ".join(w.text for w in self.words)
 
 
-def transcribe_files(loaded: LoadedModel, paths: Iterable[str | Path], decoder) -> Iterator[Transcript]:
+# --- inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """One file to transcribe. ``name`` names its outputs under an output folder: its path
+    relative to the folder argument it was found in, else its file name, without the
+    extension; ``-2``, ``-3``, ... are appended where two inputs would share a name."""
+
+    path: str
+    name: str
+
+
+def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
+    """Expand files, folders (searched recursively for audio extensions) and glob patterns.
+
+    Returns the inputs in argument order (each folder's files sorted), without duplicates,
+    and one error line for each argument that names nothing.
+    """
+    inputs: list[AudioInput] = []
+    errors: list[str] = []
+    seen: set[Path] = set()
+    names: set[str] = set()
+
+    def add(path: Path, relative: Path) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        stem = name = str(relative.with_suffix(""))
+        copy = 1
+        while name in names:
+            copy += 1
+            name = f"{stem}-{copy}"
+        names.add(name)
+        inputs.append(AudioInput(str(path), name))
+
+    def add_folder(folder: Path) -> int:
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        for p in found:
+            add(p, p.relative_to(folder))
+        return len(found)
+
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            if not add_folder(path):
+                errors.append(f"{argument}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder")
+        elif path.exists() or path.is_symlink():
+            add(path, Path(path.name))
+        elif glob.has_magic(argument):
+            matches = sorted(glob.glob(argument, recursive=True))
+            if not matches:
+                errors.append(f"{argument}: no files match this pattern")
+            for match in map(Path, matches):
+                if match.is_dir():
+                    add_folder(match)
+                else:
+                    add(match, Path(match.name))
+        else:
+            errors.append(f"{argument}: no such file or folder")
+    return inputs, errors
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
+    """Yield a file's audio as consecutive blocks of 16 kHz mono float32 samples, each (N,).
+
+    The same samples as :func:`asr.audio.load_audio`, read ``read_seconds`` at a time.
+    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file, also
+    when the damage is found part-way through.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = f.samplerate
+            resampler = None
+            if rate != SAMPLE_RATE:
+                resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+            block = max(1, int(read_seconds * rate))
+            total = 0
+            while True:
+                samples = f.read(block, dtype="float32", always_2d=True)  # (N, C)
+                last = len(samples) < block
+                total += len(samples)
+                if total == 0:
+                    raise AudioError(path, "audio has no samples")
+                mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+                if not np.isfinite(mono).all():
+                    raise AudioError(path, "audio holds NaN or infinite samples")
+                if resampler is not None:
+                    mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+                if len(mono):
+                    # Float files may exceed full scale; clipping keeps features in the range the model saw.
+                    yield np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+                if last:
+                    return
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
+
+
+# --- cutting long files ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Part of a file to decode on its own, and which of its words to keep: those whose
+    centre lies after ``keep_from`` (and after the last word kept) and before ``keep_until``."""
+
+    start: int  # sample of the file where the piece begins
+    samples: np.ndarray  # (N,)
+    keep_from: float  # s
+    keep_until: float  # s; math.inf for the last piece
+
+    @property
+    def last(self) -> bool:
+        return self.keep_until == math.inf
+
+
+def _first_pause(samples: np.ndarray, min_pause: float, sound_after: bool) -> int | None:
+    """Sample at the middle of the first silence of at least ``min_pause`` 10 ms frames that
+    follows sound (and, with ``sound_after``, is followed by sound), or None."""
+    energy = energy_db(samples, PAUSE_FRAME)
+    silent = energy <= DIGITAL_SILENCE_DB
+    # Quiet frames count only where speech stands well above the floor: in noisy audio, or
+    # in speech without a pause, the quietest frames may be parts of words. The margin is
+    # 6 dB, not the 10 dB of word edges, as a false pause cuts a word in two.
+    if len(energy) and np.percentile(energy, 90) - (floor := noise_floor(energy)) >= PAUSE_DEPTH_DB:
+        silent |= energy <= max(floor + 6.0, float(energy.max()) - 40.0)
+    sound = np.flatnonzero(~silent)
+    if not len(sound):
+        return None
+    edges = np.diff(np.concatenate([[0], silent[sound[0] :].astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # runs of silence, from the first sound
+    for begin, end in zip(starts, ends):
+        if end - begin >= min_pause and (end < len(silent) - sound[0] or not sound_after):
+            return int(sound[0] + (begin + end) // 2) * PAUSE_FRAME
+    return None
+
+
+def _pieces(blocks: Iterable[np.ndarray], window: int, overlap: int, min_pause: float) -> Iterator[_Piece]:
+    """Cut a stream of sample blocks into pieces of at most ``window`` samples.
+
+    A stream no longer than ``window`` is one piece. Otherwise a piece ends in the middle
+    of the first pause in its window, or, without one, after ``window`` samples, with the
+    next piece starting ``overlap`` samples earlier. Holds about a window and a block.
+    """
+    buffer = np.zeros(0, np.float32)
+    start, keep_from, long = 0, 0.0, False
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while len(buffer) > window:
+            long = True
+            cut = _first_pause(buffer[:window], min_pause, sound_after=False)
+            if cut is not None:
+                yield _Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
+                buffer, start, keep_from = buffer[cut:], start + cut, (start + cut) / SAMPLE_RATE
+            else:
+                hop = window - overlap
+                yield _Piece(start, buffer[:window], keep_from, (start + window - overlap / 2) / SAMPLE_RATE)
+                # The first quarter of the overlap sits too near the new piece's edge to be trusted.
+                buffer, start, keep_from = buffer[hop:], start + hop, (start + hop + overlap / 4) / SAMPLE_RATE
+    while long and (cut := _first_pause(buffer, min_pause, sound_after=True)) is not None:
+        yield _Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
+        buffer, start, keep_from = buffer[cut:], start + cut, (start + cut) / SAMPLE_RATE
+    if len(buffer):
+        yield _Piece(start, buffer, keep_from, math.inf)
+
+
+class _Stitcher:
+    """Joins the words of one file's consecutive pieces into one sequence.
+
+    A piece keeps the words whose centre lies between its ``keep_from`` and
+    ``keep_until`` and after the end of the last word kept so far. Pieces cut at a pause
+    meet in silence, so this only matters for overlapping windows: a word near their stitch
+    point is kept once, from whichever window puts its centre first, even if the two time
+    it a little differently.
+    """
+
+    def __init__(self) -> None:
+        self.words: list[Word] = []
+
+    def add(self, words: list[Word], keep_from: float, keep_until: float) -> None:
+        """Add a piece's words, timed from the start of the file."""
+        floor = max(keep_from, self.words[-1].end) if self.words else keep_from
+        self.words.extend(w for w in words if floor < (w.start + w.end) / 2 < keep_until)
+
+
+# --- transcription ------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: str
+    stitcher: _Stitcher
+    samples: int = 0  # read so far
+    error: str | None = None
+    done: bool = False  # its last piece is decoded
+
+
+def frame_seconds(loaded) -> float:
+    """Seconds per model output frame: ``stack`` feature hops."""
+    features = loaded.config.features
+    return loaded.config.model.stack * features.hop_length / features.sample_rate
+
+
+class _Batcher:
+    """Collects pieces of consecutive files into forward passes and hands back finished
+    files in input order."""
+
+    def __init__(self, loaded, decoder, options: TranscribeOptions) -> None:
+        if isinstance(loaded, LoadedModel):
+            self.forward = lambda waves, lengths: log_probs(loaded.model, loaded.config.features, waves, lengths)
+        else:  # an ONNX model
+            self.forward = loaded.log_probs
+        self.vocab, self.decoder, self.options = loaded.vocab, decoder, options
+        self.frame_seconds = frame_seconds(loaded)
+        self.files: dict[int, _File] = {}  # files read but not yet handed back, by input index
+        self.pending: list[tuple[int, _Piece]] = []  # (input index, piece)
+        self.longest = 0  # samples of the longest pending piece
+        self.next_out = 0  # input index of the next file to hand back
+
+    def add(self, file: int, piece: _Piece) -> None:
+        # Padded batch size: every piece in a batch costs as much as the longest.
+        if self.pending and max(self.longest, len(piece.samples)) * (len(self.pending) + 1) > (
+            self.options.max_batch_seconds * SAMPLE_RATE
+        ):
+            self.flush()
+        self.pending.append((file, piece))
+        self.longest = max(self.longest, len(piece.samples))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        waves, lengths = pad_waves([torch.from_numpy(p.samples) for _, p in self.pending])
+        lp, out_lengths = self.forward(waves, lengths)  # (B, T', V), (B,)
+        hyps = self.decoder(lp, out_lengths)
+        lp, out_lengths = lp.float().cpu(), out_lengths.cpu()
+        for (file, piece), hyp, frames, n in zip(self.pending, hyps, lp, out_lengths.tolist()):
+            state = self.files.get(file)
+            if state is None or state.error is not None:
+                continue  # the file failed further on; its pieces are dropped
+            offset = piece.start / SAMPLE_RATE
+            end = offset + len(piece.samples) / SAMPLE_RATE
+            loud = loud_frames(piece.samples, round(self.frame_seconds * SAMPLE_RATE), n)
+            words = [Word(w.text, w.start, min(w.end, end), w.confidence)
+                     for w in align_words(hyp, frames[:n], self.vocab, self.frame_seconds, offset, loud)]
+            state.stitcher.add(words, piece.keep_from, piece.keep_until)
+            state.done = piece.last
+        self.pending.clear()
+        self.longest = 0
+
+    def finished(self) -> Iterator[Transcript]:
+        while self.next_out in self.files and (self.files[self.next_out].done or self.files[self.next_out].error):
+            state = self.files.pop(self.next_out)
+            if state.error is not None:
+                yield Transcript(state.path, error=state.error)
+            else:
+                yield Transcript(state.path, tuple(state.stitcher.words), state.samples / SAMPLE_RATE)
+            self.next_out += 1
+
+
+def transcribe_files(
+    loaded, paths: Iterable[str | Path], decoder, options: TranscribeOptions = TranscribeOptions()
+) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in order; unreadable files carry an error.
 
-    Files are read ahead and batched, so short files share a forward pass.
+    ``loaded`` is a :class:`LoadedModel` or an :class:`asr.export.OnnxModel`; ``decoder`` any
+    callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
     """
-    pending: list[tuple[str, torch.Tensor]] = []
-    results: list[Transcript] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        waves, lengths = pad_waves([w for _, w in pending])
-        lp, out_lengths = log_probs(loaded.model, loaded.config.features, waves, lengths)
-        for (path, _), hyp in zip(pending, decoder(lp, out_lengths)):
-            results.append(Transcript(path, hyp))
-        pending.clear()
-
-    for path in paths:
+    batcher = _Batcher(loaded, decoder, options)
+    window = round(options.window_seconds * SAMPLE_RATE)
+    overlap = round(options.overlap_seconds * SAMPLE_RATE)
+    min_pause = options.min_pause_seconds * SAMPLE_RATE / PAUSE_FRAME  # frames
+    for index, path in enumerate(paths):
+        state = batcher.files[index] = _File(str(path), _Stitcher())
         try:
-            wave = torch.from_numpy(load_audio(path))
+            for piece in _pieces(stream_audio(path, options.read_seconds), window, overlap, min_pause):
+                state.samples = piece.start + len(piece.samples)
+                batcher.add(index, piece)
+                yield from batcher.finished()
         except AudioError as err:
-            flush()
-            results.append(Transcript(str(path), error=str(err)))
-        else:
-            longest = max([len(wave)] + [len(w) for _, w in pending]) / SAMPLE_RATE
-            if pending and longest * (len(pending) + 1) > MAX_BATCH_SECONDS:
-                flush()
-            pending.append((str(path), wave))
-        yield from results
-        results.clear()
-    flush()
-    yield from results
+            state.error = str(err)
+        yield from batcher.finished()
+    batcher.flush()
+    yield from batcher.finished()

@@ -1,0 +1,315 @@
+"""The compiled (numba) kernel of CTC prefix beam search, used by :class:`asr.decode.BeamSearchDecoder`.
+
+Prefixes live in a per-utterance table of nodes (parent, last token, first child, next
+sibling, trie node of the partial word, LM state), so extending a prefix is a pointer, not
+a string copy. Partial words are nodes of a trie that starts as the LM's vocabulary and
+grows with the words the search invents. The LM stays a Python object: when a prefix
+completes a word whose (LM state, word) score is not yet in the compiled hash table, the
+kernel stops before that frame, Python scores the missing words, and the kernel resumes the
+same frame. The table outlives the call, so the kernel stops less and less often.
+
+Compiled code is cached on disk (``cache=True``) in ``asr/__pycache__``, or under
+``NUMBA_CACHE_DIR``; the first import in a fresh environment compiles for a few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_NEG_INF = -math.inf
+# nodes columns
+PARENT, TOKEN, CHILD, SIBLING, WORD, STATE = range(6)
+# trie columns: PARENT, CHILD, SIBLING as for nodes; END: an LM word ends here;
+# IN_LM: the partial word is a prefix of an LM word
+CHAR, END, IN_LM = 1, 4, 5
+# counters
+N_NODES, N_RECS, N_TRIE, N_HASH, MARK, N_BEAM, N_PENDING, T_NEXT = range(8)
+# kernel status
+DONE, NEED_LM, NEED_SPACE = 0, 1, 2
+
+
+def _jit(fn):
+    # Caching needs a writable folder (``__pycache__`` or NUMBA_CACHE_DIR); without one the
+    # kernels are compiled on first use in every process instead.
+    try:
+        return numba.njit(cache=True)(fn)
+    except RuntimeError:
+        return numba.njit(fn)
+
+
+@_jit
+def _logaddexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    if b == _NEG_INF:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+@_jit
+def _hash_slot(keys: np.ndarray, key: int) -> int:
+    """Slot of ``key`` in the open-addressing table, or of the empty slot where it belongs."""
+    mask = keys.shape[0] - 1
+    i = ((key * -7046029254386353131) >> 20) & mask  # Fibonacci hashing
+    while keys[i] != key and keys[i] != -1:
+        i = (i + 1) & mask
+    return i
+
+
+@_jit
+def hash_insert(keys, scores, nexts, counters, new_keys, new_scores, new_nexts):
+    for j in range(new_keys.shape[0]):
+        i = _hash_slot(keys, new_keys[j])
+        if keys[i] == -1:
+            counters[N_HASH] += 1
+        keys[i], scores[i], nexts[i] = new_keys[j], new_scores[j], new_nexts[j]
+
+
+@_jit
+def _trie_child(trie: np.ndarray, node: int, char: int) -> int:
+    child = trie[node, CHILD]
+    while child >= 0 and trie[child, CHAR] != char:
+        child = trie[child, SIBLING]
+    return child
+
+
+@_jit
+def _trie_add(trie: np.ndarray, counters: np.ndarray, node: int, char: int, in_lm: int) -> int:
+    child = _trie_child(trie, node, char)
+    if child < 0:
+        child = counters[N_TRIE]
+        counters[N_TRIE] += 1
+        trie[child, PARENT], trie[child, CHAR], trie[child, CHILD] = node, char, -1
+        trie[child, SIBLING], trie[child, END], trie[child, IN_LM] = trie[node, CHILD], 0, in_lm
+        trie[node, CHILD] = child
+    return child
+
+
+@_jit
+def trie_build(trie, counters, chars, ends):
+    """Add words (``chars`` split at ``ends``) as LM words."""
+    start = 0
+    for end in ends:
+        node = 0
+        for j in range(start, end):
+            node = _trie_add(trie, counters, node, chars[j], 1)
+        trie[node, END] = 1
+        start = end
+
+
+@_jit
+def _sort_desc(items: np.ndarray, n: int, keys: np.ndarray) -> None:
+    """Sort ``items[:n]`` by ``keys[item]``, largest first (insertion sort: n is small)."""
+    for j in range(1, n):
+        item = items[j]
+        i = j - 1
+        while i >= 0 and keys[items[i]] < keys[item]:
+            items[i + 1] = items[i]
+            i -= 1
+        items[i + 1] = item
+
+
+@_jit
+def _ask(pending: np.ndarray, n_pending: int, state: int, key: int) -> int:
+    """Add (state, key) to the LM requests unless already there; return their count."""
+    for k in range(n_pending):
+        if pending[k, 0] == state and pending[k, 1] == key:
+            return n_pending
+    pending[n_pending, 0], pending[n_pending, 1] = state, key
+    return n_pending + 1
+
+
+@_jit
+def search(lp, n_frames, params_f, params_i, nodes, node_lm, node_mark, node_slot, recs,
+            trie, h_keys, h_score, h_next, beam_node, beam_rec, beam_pb, beam_pnb, pending, counters):
+    """Run the prefix beam search over frames ``counters[T_NEXT]`` .. ``n_frames - 1``.
+
+    lp: (T, V) log-probs of one utterance. Returns DONE, or NEED_LM with the missing
+    (LM state, trie node) pairs in ``pending``, or NEED_SPACE when the trie or the LM
+    cache must grow; in both cases nothing of the stopped frame has been committed.
+    """
+    min_logprob, skip_logprob, oov_penalty, beam_prune = params_f[0], params_f[1], params_f[2], params_f[3]
+    width, top_k, space = params_i[0], params_i[1], params_i[2]
+    use_lm, restrict, check_prefix, vocab_known = params_i[3] != 0, params_i[4] != 0, params_i[5] != 0, params_i[6] != 0
+    n_tokens = lp.shape[1]
+    n_cand = width * n_tokens
+    c_node = np.empty(n_cand, np.int64)  # existing node, or -1 for an extension not yet created
+    c_from = np.empty(n_cand, np.int64)  # beam slot of the prefix it came from
+    c_token = np.empty(n_cand, np.int64)  # appended token (new, or re-entering from its parent), else -1
+    c_word = np.empty(n_cand, np.int64)  # trie node, or -2 - parent trie node when to be created
+    c_state = np.empty(n_cand, np.int64)
+    c_pb = np.empty(n_cand)
+    c_pnb = np.empty(n_cand)
+    c_lm = np.empty(n_cand)  # LM score of the completed words
+    c_pen = np.empty(n_cand)  # provisional penalty of a partial word outside the LM
+    c_score = np.empty(n_cand)
+    heap = np.empty(width, np.int64)
+    allowed = np.empty(n_tokens, np.int64)
+    new_node = np.empty(width, np.int64)
+    new_rec = np.empty(width, np.int64)
+    new_pb = np.empty(width)
+    new_pnb = np.empty(width)
+
+    t = counters[T_NEXT]
+    while t < n_frames:
+        if counters[N_TRIE] + width > trie.shape[0] or 2 * (counters[N_HASH] + width) > h_keys.shape[0]:
+            return NEED_SPACE
+        row = lp[t]
+        n_beam = counters[N_BEAM]
+        if row[0] > skip_logprob:
+            # A near-certain blank: treat the frame as exactly blank (no extensions).
+            for i in range(n_beam):
+                beam_pb[i] = _logaddexp(beam_pb[i], beam_pnb[i]) + row[0]
+                beam_pnb[i] = _NEG_INF
+            t += 1
+            counters[T_NEXT] = t
+            continue
+
+        n_allowed = 0
+        for c in range(1, n_tokens):
+            if row[c] >= min_logprob:
+                allowed[n_allowed] = c
+                n_allowed += 1
+        if 0 < top_k < n_allowed:
+            _sort_desc(allowed, n_allowed, row)
+            n_allowed = top_k
+
+        counters[MARK] += 1
+        mark = counters[MARK]
+        # Every prefix stays itself: through blank, or by repeating its last token.
+        for i in range(n_beam):
+            n = beam_node[i]
+            last, word = nodes[n, TOKEN], nodes[n, WORD]
+            c_node[i], c_from[i], c_token[i] = n, i, -1
+            c_pb[i] = _logaddexp(beam_pb[i], beam_pnb[i]) + row[0]
+            c_pnb[i] = beam_pnb[i] + row[last] if last >= 0 else _NEG_INF
+            c_lm[i] = node_lm[n]
+            c_pen[i] = oov_penalty if check_prefix and word != 0 and trie[word, IN_LM] == 0 else 0.0
+            node_mark[n], node_slot[n] = mark, i
+        n_c = n_beam
+        n_pending = 0
+        for i in range(n_beam):
+            n = beam_node[i]
+            last = nodes[n, TOKEN]
+            total = _logaddexp(beam_pb[i], beam_pnb[i])
+            for a in range(n_allowed):
+                c = allowed[a]
+                # A repeated token is a new token only after a blank.
+                ext = (beam_pb[i] if c == last else total) + row[c]
+                if ext == _NEG_INF:
+                    continue
+                q = nodes[n, CHILD]
+                while q >= 0 and nodes[q, TOKEN] != c:
+                    q = nodes[q, SIBLING]
+                if q >= 0 and node_mark[q] == mark:  # already in the beam: merge
+                    s = node_slot[q]
+                    if ext > _logaddexp(c_pb[s], c_pnb[s]):
+                        # Most of its mass now comes from emitting c here: time c from here.
+                        c_from[s], c_token[s] = i, c
+                    c_pnb[s] = _logaddexp(c_pnb[s], ext)
+                    continue
+                word, state, lm, pen = nodes[n, WORD], nodes[n, STATE], node_lm[n], 0.0
+                if c == space:
+                    if word != 0:
+                        if restrict and trie[word, END] == 0:
+                            continue  # not a word of the LM
+                        if use_lm:
+                            # Words outside a known LM vocabulary all score as <unk>: key 0.
+                            key = 0 if vocab_known and trie[word, END] == 0 else word
+                            h = _hash_slot(h_keys, (state << 32) | key)
+                            if h_keys[h] == -1:
+                                n_pending = _ask(pending, n_pending, state, key)
+                                continue
+                            lm += h_score[h]
+                            state = h_next[h]
+                    word = 0
+                else:
+                    if q >= 0:
+                        word = nodes[q, WORD]
+                    else:
+                        child = _trie_child(trie, word, c)
+                        word = child if child >= 0 else -2 - word
+                    if word < 0 or trie[word, IN_LM] == 0:
+                        if restrict:
+                            continue  # not a prefix of any LM word
+                        if check_prefix:
+                            pen = oov_penalty
+                c_node[n_c], c_from[n_c], c_token[n_c] = q, i, c
+                c_word[n_c], c_state[n_c] = word, state
+                c_pb[n_c], c_pnb[n_c], c_lm[n_c], c_pen[n_c] = _NEG_INF, ext, lm, pen
+                n_c += 1
+        if n_pending > 0:
+            # Stopping anyway: also ask for the word each candidate would complete with a
+            # space, so that the next frames stop less often.
+            for s in range(n_c):
+                node = c_node[s]
+                word = nodes[node, WORD] if node >= 0 else c_word[s]
+                if word > 0:
+                    state = nodes[node, STATE] if node >= 0 else c_state[s]
+                    key = 0 if vocab_known and trie[word, END] == 0 else word
+                    if h_keys[_hash_slot(h_keys, (state << 32) | key)] == -1:
+                        n_pending = _ask(pending, n_pending, state, key)
+            counters[N_PENDING] = n_pending
+            return NEED_LM
+
+        # Keep the `width` best candidates within `beam_prune` of the best: a min-heap.
+        best = _NEG_INF
+        for s in range(n_c):
+            c_score[s] = _logaddexp(c_pb[s], c_pnb[s]) + c_lm[s] + c_pen[s]
+            best = max(best, c_score[s])
+        floor = best + beam_prune
+        n_heap = 0
+        for s in range(n_c):
+            score = c_score[s]
+            if score < floor or score == _NEG_INF:
+                continue
+            if n_heap < width:
+                j = n_heap
+                n_heap += 1
+                while j > 0 and c_score[heap[(j - 1) // 2]] > score:
+                    heap[j] = heap[(j - 1) // 2]
+                    j = (j - 1) // 2
+                heap[j] = s
+            elif score > c_score[heap[0]]:
+                j = 0
+                while True:
+                    child = 2 * j + 1
+                    if child >= n_heap:
+                        break
+                    if child + 1 < n_heap and c_score[heap[child + 1]] < c_score[heap[child]]:
+                        child += 1
+                    if c_score[heap[child]] >= score:
+                        break
+                    heap[j] = heap[child]
+                    j = child
+                heap[j] = s
+        _sort_desc(heap, n_heap, c_score)
+        for k in range(n_heap):
+            s = heap[k]
+            i = c_from[s]
+            node, rec = c_node[s], beam_rec[i]
+            if c_token[s] >= 0:
+                if node < 0:
+                    node = counters[N_NODES]
+                    counters[N_NODES] += 1
+                    parent, c, word = beam_node[i], c_token[s], c_word[s]
+                    if word < 0:
+                        word = _trie_add(trie, counters, -2 - word, c, 0)
+                    nodes[node, PARENT], nodes[node, TOKEN], nodes[node, CHILD] = parent, c, -1
+                    nodes[node, SIBLING], nodes[node, WORD] = nodes[parent, CHILD], word
+                    nodes[node, STATE] = c_state[s]
+                    nodes[parent, CHILD] = node
+                    node_lm[node], node_mark[node] = c_lm[s], -1
+                rec = counters[N_RECS]
+                counters[N_RECS] += 1
+                recs[rec, 0], recs[rec, 1] = beam_rec[i], t
+            new_node[k], new_rec[k], new_pb[k], new_pnb[k] = node, rec, c_pb[s], c_pnb[s]
+        beam_node[:n_heap], beam_rec[:n_heap] = new_node[:n_heap], new_rec[:n_heap]
+        beam_pb[:n_heap], beam_pnb[:n_heap] = new_pb[:n_heap], new_pnb[:n_heap]
+        counters[N_BEAM] = n_heap
+        t += 1
+        counters[T_NEXT] = t
+    return DONE

@@ -1,0 +1,154 @@
+"""ONNX export of the acoustic model, and inference with ONNX Runtime.
+
+The graph maps log-mel features to CTC log-probabilities:
+
+    inputs   features    (B, T, n_mels) float32  natural-log mel power, as asr.features.log_mel
+                                                  computes it (not normalised: the model's
+                                                  normalisation statistics are in the graph)
+             lengths     (B,) int64               valid frames of each row
+    outputs  log_probs   (B, T', V) float32       T' = ceil(T / stack); rows past out_lengths are padding
+             out_lengths (B,) int64
+
+Batch and time are dynamic. The STFT stays outside the graph. The file's metadata
+(``asr_vocab``, ``asr_config``, both JSON) carries the vocabulary and the experiment
+configuration, so :class:`OnnxModel` needs nothing else. ``onnx`` and ``onnxruntime`` are
+an optional extra: ``pip install 'asr[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from asr.checkpoint import LoadedModel
+from asr.config import ExperimentConfig
+from asr.features import log_mel
+from asr.model import AcousticModel
+from asr.text import Vocabulary
+
+OPSET = 17
+INPUTS = ("features", "lengths")
+OUTPUTS = ("log_probs", "out_lengths")
+INSTALL_HINT = "pip install 'asr[onnx]' (or: pip install onnx onnxruntime)"
+
+
+class OnnxDependencyError(ImportError):
+    """onnx or onnxruntime is not installed."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(f"{package} is not installed; ONNX export and inference need it: {INSTALL_HINT}")
+
+
+class OnnxModelError(ValueError):
+    """An ONNX file that is not an exported asr model."""
+
+
+def _require(package: str):
+    try:
+        return __import__(package)
+    except ImportError:
+        raise OnnxDependencyError(package) from None
+
+
+class _Exportable(nn.Module):
+    """The acoustic model with its input padded to a whole number of stacked frames.
+
+    The TorchScript exporter records Python control flow as it runs once; the model pads
+    a ragged last stacked frame behind an ``if``, so the graph would keep whatever the
+    example input needed. Padding here (by a computed slice, which the graph records) makes
+    the model's own padding zero for every input length. Padding frames lie past
+    ``lengths``, so the model masks them and the outputs are unchanged.
+    """
+
+    def __init__(self, model: AcousticModel) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).cpu().eval()
+        for layer in self.model.layers:
+            layer.packed = False  # same outputs; PackedSequence does not export
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stack = self.model.cfg.stack
+        frames = features.shape[1]
+        padded = nn.functional.pad(features, (0, 0, 0, stack - 1))[:, : (frames + stack - 1) // stack * stack]
+        return self.model(padded, lengths)
+
+
+def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -> Path:
+    """Write ``loaded``'s acoustic model as an ONNX file with dynamic batch and time axes."""
+    onnx = _require("onnx")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _Exportable(loaded.model)
+    example = (torch.randn(2, 50, loaded.config.model.n_mels), torch.tensor([50, 31]))
+    with warnings.catch_warnings(), torch.no_grad():
+        # The torch.export-based exporter (the default since torch 2.9) fails on the
+        # model's length arithmetic and its graphs break at batch sizes other than the
+        # example's; the TorchScript exporter gives exact results at every shape.
+        warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning, UserWarning))
+        torch.onnx.export(
+            wrapper, example, str(out_path), dynamo=False, opset_version=opset,
+            input_names=list(INPUTS), output_names=list(OUTPUTS),
+            dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
+                          "log_probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}},
+        )
+    graph = onnx.load(str(out_path))
+    for key, value in (("asr_vocab", list(loaded.vocab.tokens)), ("asr_config", loaded.config.to_dict())):
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(graph, str(out_path))
+    return out_path
+
+
+class OnnxModel:
+    """An exported model run by ONNX Runtime on CPU; used like a LoadedModel for transcription."""
+
+    def __init__(self, path: str | Path) -> None:
+        ort = _require("onnxruntime")
+        path = Path(path)
+        if not path.is_file():
+            raise OnnxModelError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped errors for bad files
+            raise OnnxModelError(f"{path}: not a readable ONNX model ({' '.join(str(err).split())[:160]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "asr_vocab" not in meta or "asr_config" not in meta:
+            raise OnnxModelError(f"{path}: not exported by 'asr export' (no asr_vocab/asr_config metadata)")
+        self.vocab = Vocabulary(tuple(json.loads(meta["asr_vocab"])))
+        self.config = ExperimentConfig.from_dict(json.loads(meta["asr_config"]), source=f"{path} metadata")
+
+    def run(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, T, n_mels) log-mel, lengths (B,) -> log-probs (B, T', V), lengths (B,)."""
+        out, out_lengths = self.session.run(
+            list(OUTPUTS), {"features": features.float().cpu().numpy(), "lengths": lengths.long().cpu().numpy()}
+        )
+        return torch.from_numpy(out), torch.from_numpy(out_lengths)
+
+    def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,)."""
+        with torch.inference_mode():
+            features, feature_lengths = log_mel(waves.cpu(), lengths.cpu(), self.config.features)
+        return self.run(features, feature_lengths)
+
+
+def max_difference(loaded: LoadedModel, onnx_model: OnnxModel, batch: int = 3, frames: int = 200) -> float:
+    """Largest |log-prob| difference between PyTorch and ONNX Runtime on random features."""
+    generator = torch.Generator().manual_seed(0)
+    n_mels = loaded.config.model.n_mels
+    mean, std = loaded.model.feat_mean.cpu(), loaded.model.feat_std.cpu()
+    features = torch.randn(batch, frames, n_mels, generator=generator) * std + mean  # (B, T, F) in the model's range
+    lengths = torch.linspace(frames, frames // 3, batch).long()
+    with torch.inference_mode():
+        expected, expected_lengths = _Exportable(loaded.model).model(features, lengths)
+    got, got_lengths = onnx_model.run(features, lengths)
+    if not torch.equal(got_lengths, expected_lengths):
+        return float("inf")
+    valid = torch.arange(expected.shape[1])[None, :] < expected_lengths[:, None]  # (B, T')
+    return float((got - expected).abs()[valid].max())

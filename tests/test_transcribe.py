@@ -1,0 +1,539 @@
+"""Transcription of files of any length: inputs, streaming, windows, word timings, formats, CLI.
+
+Most tests use a "tone model": a fixed module that hears each letter as a pure tone at the
+centre frequency of its own mel bin, so the whole pipeline (reading, resampling, cutting,
+batching, decoding, alignment, stitching) is checked deterministically and exactly, with
+known word boundaries. Tests marked ``needs_trained_model`` run a trained checkpoint on
+espeak-ng speech (``exp/synthetic/best.pt``, or the file ``$ASR_TEST_MODEL`` names) and are
+skipped without one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+from torch import nn
+
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.checkpoint import LoadedModel, load_model, save_checkpoint
+from asr.cli import main
+from asr.config import ExperimentConfig
+from asr.align import Word, align_words
+from asr.decode import GreedyDecoder, Hypothesis
+from asr.formats import render, split_segments, to_json
+from asr.metrics import word_errors
+from asr.model import AcousticModel, ModelConfig
+from asr.sentences import generate_sentences
+from asr.text import Vocabulary
+from asr.transcribe import (
+    TranscribeOptions,
+    Transcript,
+    _pieces,
+    _Stitcher,
+    find_inputs,
+    stream_audio,
+    transcribe_files,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+VOCAB = Vocabulary()
+
+# --- the tone model -------------------------------------------------------------------------
+
+FIRST_BIN, BIN_STEP = 10, 2  # letter k sounds at the centre of mel bin 10 + 2k
+BIN_FREQUENCIES = librosa.mel_frequencies(82, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]  # Hz, centre of each bin
+LETTER, LETTER_GAP, WORD_GAP = 0.06, 0.09, 0.12  # s: a letter's tone, silence between letters, around a space
+LOUD = -5.0  # log-mel power above which a frame holds a tone (digital silence is -23)
+
+
+class ToneModel(nn.Module):
+    """log-mel (B, T, 80) -> log-probs (B, T', V): in each stacked frame, the letter whose
+    bin is loudest, if a bin of a letter is loudest and loud enough, else blank."""
+
+    def __init__(self, stack: int = 3) -> None:
+        super().__init__()
+        self.cfg = ModelConfig(stack=stack)
+        self.unused = nn.Parameter(torch.zeros(()))  # inference finds the device from a parameter
+        self.max_batch_samples = 0  # the largest padded batch it was given, in feature frames x rows
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, frames, bins = feats.shape
+        self.max_batch_samples = max(self.max_batch_samples, batch * frames)
+        stack = self.cfg.stack
+        feats = nn.functional.pad(feats, (0, 0, 0, (-frames) % stack), value=-23.0)
+        peak, loudest = feats.reshape(batch, -1, stack, bins).amax(2).max(-1)  # (B, T')
+        token = torch.div(loudest - FIRST_BIN, BIN_STEP, rounding_mode="floor")
+        letter = ((loudest - FIRST_BIN) % BIN_STEP == 0) & (token >= 1) & (token < len(VOCAB)) & (peak > LOUD)
+        token = torch.where(letter, token, 0)
+        log_probs = (nn.functional.one_hot(token, len(VOCAB)).float() * 6).log_softmax(-1)
+        return log_probs, torch.div(lengths + stack - 1, stack, rounding_mode="floor")
+
+
+TONE_POSTERIOR = float(torch.tensor([6.0] + [0.0] * (len(VOCAB) - 1)).softmax(0)[0])
+
+
+def tone_model() -> LoadedModel:
+    return LoadedModel(ToneModel(), VOCAB, ExperimentConfig(), {})
+
+
+def _tone(token: int) -> np.ndarray:
+    n = round(LETTER * SAMPLE_RATE)
+    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.005 * SAMPLE_RATE))  # no clicks
+    t = np.arange(n) / SAMPLE_RATE
+    return (0.5 * ramp * np.sin(2 * np.pi * BIN_FREQUENCIES[FIRST_BIN + BIN_STEP * token] * t)).astype(np.float32)
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
+
+
+def speak(text: str, pad: float = 0.3) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+    """16 kHz tone audio of ``text`` with ``pad`` s of silence around it, and each word's
+    (word, start s, end s)."""
+    parts, words, at = [_silence(pad)], [], pad
+    for i, word in enumerate(text.split()):
+        if i:
+            parts += [_silence(WORD_GAP), _tone(VOCAB.space), _silence(WORD_GAP)]
+            at += 2 * WORD_GAP + LETTER
+        start = at
+        for j, token in enumerate(VOCAB.encode(word)):
+            if j:
+                parts.append(_silence(LETTER_GAP))
+                at += LETTER_GAP
+            parts.append(_tone(token))
+            at += LETTER
+        words.append((word, start, at))
+    parts.append(_silence(pad))
+    return np.concatenate(parts), words
+
+
+def _check_timings(got: tuple[Word, ...], expected: list[tuple[str, float, float]], tolerance: float) -> None:
+    assert [w.text for w in got] == [w for w, _, _ in expected]
+    for word, (_, start, end) in zip(got, expected):
+        assert abs(word.start - start) <= tolerance and abs(word.end - end) <= tolerance, (word, start, end)
+
+
+def _write_flac(path: Path, audio: np.ndarray, rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, SAMPLE_RATE, rate, quality="HQ")
+    if channels > 1:
+        audio = np.stack([audio] * channels, axis=1)
+    sf.write(path, audio, rate, format="FLAC", subtype="PCM_16")
+    return path
+
+
+# --- alignment, stitching, windows ----------------------------------------------------------
+
+
+def test_align_words_on_hand_made_log_probs() -> None:
+    h, i, y, o = (VOCAB.encode(c)[0] for c in "HIYO")
+    space = VOCAB.space
+    # frames:  0  1  2  3  4  5  6  7  8      9  10 11 12 13 14 15
+    path = [0, h, h, 0, i, 0, 0, 0, space, 0, 0, y, o, o, o, 0]
+    probs = torch.full((len(path), len(VOCAB)), 0.01)
+    for t, token in enumerate(path):
+        probs[t, token] = 0.9 if t != 13 else 0.6  # a less sure frame inside O's run
+    log_probs = (probs / probs.sum(-1, keepdim=True)).log()
+    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([len(path)]))[0]
+    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, offset=10.0)
+    assert [w.text for w in words] == ["HI", "YO"]
+    assert words[0].start == pytest.approx(10.03) and words[0].end == pytest.approx(10.15)  # frames 1..4
+    assert words[1].start == pytest.approx(10.33) and words[1].end == pytest.approx(10.45)  # frames 11..14
+    p = float(probs[1, h] / probs[1].sum())
+    assert words[0].confidence == pytest.approx(p) and 0 <= words[1].confidence <= 1
+    # A repeated letter after a blank is a new letter, and a word ends at its own last letter.
+    hyp = Hypothesis("OO", (o, o), (1, 3))
+    one_hot = torch.full((5, len(VOCAB)), -10.0)
+    for t, token in enumerate([0, o, 0, o, 0]):
+        one_hot[t, token] = 0.0
+    (word,) = align_words(hyp, one_hot.log_softmax(-1), VOCAB, frame_seconds=0.03)
+    assert (word.start, word.end) == pytest.approx((0.03, 0.12))
+
+
+def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
+    a, b, c = (VOCAB.encode(ch)[0] for ch in "ABC")
+    log_probs = torch.full((60, len(VOCAB)), -10.0)
+    log_probs[:, 0] = 0.0
+    for frame, token in ((10, a), (14, b), (30, c)):
+        log_probs[frame, token], log_probs[frame, 0] = 0.0, -10.0
+    log_probs = log_probs.log_softmax(-1)
+    loud = np.zeros(60, bool)
+    loud[5:21] = loud[29:41] = True  # 8 silent 30 ms frames (SILENCE_SPLIT_SECONDS) between B and C
+    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
+    assert hyp.text == "ABC"
+    without = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03)
+    assert [(w.text, w.start, w.end) for w in without] == [("ABC", pytest.approx(0.3), pytest.approx(0.93))]
+    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)
+    assert [w.text for w in words] == ["AB", "C"]
+    # AB: back to the first loud frame (5), on to the last (20). C: back to frame 29; forward
+    # only 0.2 s (7 frames) although the sound goes on.
+    assert (words[0].start, words[0].end) == pytest.approx((0.15, 0.63))
+    assert (words[1].start, words[1].end) == pytest.approx((0.87, 1.14))
+
+
+def test_stitcher_keeps_each_word_once_across_jittered_windows() -> None:
+    """Words straddling a stitch point of overlapping windows, timed a little differently by
+    the two windows that hear them, are neither dropped nor doubled."""
+    rng = random.Random(0)
+    truth, at = [], 0.0
+    while at < 100:
+        length = rng.uniform(0.15, 0.9)
+        truth.append(Word(f"W{len(truth)}", at, at + length, 1.0))
+        at += length + rng.uniform(0.0, 0.5)
+    window, overlap = 20.0, 4.0
+    for trial in range(20):
+        stitcher = _Stitcher()
+        start, keep_from = 0.0, 0.0
+        while True:
+            keep_until = math.inf if start + window >= at else start + window - overlap / 2
+            heard = [
+                Word(w.text, w.start + rng.uniform(-0.08, 0.08), w.end + rng.uniform(-0.08, 0.08), 1.0)
+                for w in truth
+                if start <= w.start and w.end <= start + window  # a window hears whole words only
+            ]
+            stitcher.add(heard, keep_from, keep_until)
+            if keep_until == math.inf:
+                break
+            start += window - overlap
+            keep_from = start + overlap / 4
+        assert [w.text for w in stitcher.words] == [w.text for w in truth], trial
+
+
+def _sound(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise with a level that changes every 0.1 s between -26 and -10 dB, like syllables."""
+    n = round(seconds * SAMPLE_RATE)
+    level = np.repeat(rng.uniform(0.05, 0.3, n // 1600 + 1), 1600)[:n]
+    return (rng.standard_normal(n) * level).astype(np.float32)
+
+
+def _pause(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Background noise at -50 dB."""
+    return (rng.standard_normal(round(seconds * SAMPLE_RATE)) * 0.003).astype(np.float32)
+
+
+def test_long_streams_are_cut_at_pauses_else_into_overlapping_windows() -> None:
+    rng = np.random.default_rng(0)
+    window, overlap = 10 * SAMPLE_RATE, 2 * SAMPLE_RATE
+    min_pause = 0.25 * SAMPLE_RATE / 160
+    # Sound with pauses of 0.5 s (cut in their middle) and 0.1 s (too short to cut).
+    parts = [_sound(3.0, rng), _pause(0.5, rng), _sound(1.0, rng), _pause(0.1, rng), _sound(2.0, rng),
+             _pause(0.5, rng), _sound(12.0, rng), _silence(0.5), _sound(4.0, rng)]
+    signal = np.concatenate(parts)
+    pieces = list(_pieces(np.array_split(signal, 9), window, overlap, min_pause))
+    starts = [p.start / SAMPLE_RATE for p in pieces]
+    assert starts == pytest.approx([0.0, 3.25, 6.85, 14.85, 19.35], abs=0.011)
+    # 3.25 and 6.85: pause middles; 14.85: a window without a pause, overlapped; 19.35: pause middle.
+    for piece, following in zip(pieces, pieces[1:]):
+        assert len(piece.samples) <= window
+        assert np.array_equal(piece.samples, signal[piece.start : piece.start + len(piece.samples)])
+        if following.start == piece.start + len(piece.samples):  # cut at a pause: pieces meet
+            assert piece.keep_until == following.keep_from == following.start / SAMPLE_RATE
+        else:  # overlapping windows: stitched in the middle of the overlap
+            assert following.start == piece.start + window - overlap
+            assert piece.keep_until == pytest.approx((piece.start + window - overlap / 2) / SAMPLE_RATE)
+    assert pieces[-1].last and pieces[-1].start + len(pieces[-1].samples) == len(signal)
+    assert not any(p.last for p in pieces[:-1])
+    # A stream no longer than a window is one piece, pauses or not; without pauses, windows.
+    assert [(p.start, len(p.samples)) for p in _pieces([signal[:window]], window, overlap, min_pause)] == [(0, window)]
+    noise = _sound(25.0, rng)
+    assert [p.start / SAMPLE_RATE for p in _pieces([noise], window, overlap, min_pause)] == [0.0, 8.0, 16.0]
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def test_stream_audio_matches_load_audio_at_any_rate_and_block(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    stereo = (rng.standard_normal((44_100 * 3 + 17, 2)) * 0.2).astype(np.float32)
+    sf.write(tmp_path / "a.flac", stereo, 44_100)
+    sf.write(tmp_path / "b.wav", stereo[:, 0], SAMPLE_RATE, subtype="FLOAT")
+    for name in ("a.flac", "b.wav"):
+        expected = load_audio(tmp_path / name)
+        for read_seconds in (0.37, 10.0):
+            blocks = list(stream_audio(tmp_path / name, read_seconds))
+            assert max(len(b) for b in blocks) <= read_seconds * SAMPLE_RATE + 2048
+            streamed = np.concatenate(blocks)
+            assert abs(len(streamed) - len(expected)) <= 1  # one-shot resampling rounds the length up
+            n = min(len(streamed), len(expected))
+            np.testing.assert_allclose(streamed[:n], expected[:n], atol=1e-6)
+
+
+def test_stream_audio_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty.wav").touch()
+    (tmp_path / "junk.flac").write_bytes(b"fLaC" + bytes(range(256)) * 4)
+    sf.write(tmp_path / "silent.wav", np.zeros(0, np.float32), SAMPLE_RATE)
+    nan = np.zeros(SAMPLE_RATE * 3, np.float32)
+    nan[-5] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, SAMPLE_RATE, subtype="FLOAT")
+    for name, reason in (("missing.wav", "no such file"), ("empty.wav", "empty"), ("junk.flac", "cannot decode"),
+                         ("silent.wav", "no samples"), ("nan.wav", "NaN")):
+        with pytest.raises(AudioError, match=reason):
+            for _ in stream_audio(tmp_path / name, read_seconds=1.0):
+                pass
+
+
+def test_find_inputs_expands_folders_and_globs(tmp_path: Path) -> None:
+    for name in ("a/x.wav", "a/b/y.FLAC", "a/b/notes.txt", "c/x.wav", "d/x.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    inputs, errors = find_inputs([
+        str(tmp_path / "a"), str(tmp_path / "c" / "*.wav"), str(tmp_path / "a" / "x.wav"),
+        str(tmp_path / "d" / "x.wav"),
+        str(tmp_path / "nothing.wav"), str(tmp_path / "*.mp3"), str(tmp_path / "empty"),
+    ])
+    assert [(Path(i.path).relative_to(tmp_path).as_posix(), i.name) for i in inputs] == [
+        ("a/b/y.FLAC", "b/y"), ("a/x.wav", "x"), ("c/x.wav", "x-2"), ("d/x.wav", "x-3")]
+    assert len(errors) == 3
+    assert "no such file" in errors[0] and "no files match" in errors[1] and "no audio files" in errors[2]
+
+
+# --- transcription with the tone model --------------------------------------------------------
+
+
+def test_word_timings_from_the_tone_model(tmp_path: Path) -> None:
+    audio, words = speak("HELLO THERE IT'S A QUIZ OF ZEBRAS JUMPING OVER BOXES")
+    path = _write_flac(tmp_path / "tones.flac", audio, rate=22_050, channels=2)
+    (transcript,) = transcribe_files(tone_model(), [path], GreedyDecoder(VOCAB))
+    assert transcript.error is None and transcript.duration == pytest.approx(len(audio) / SAMPLE_RATE, abs=1e-3)
+    # The model's frames are 30 ms; a tone is heard from the first frame its 25 ms window touches.
+    _check_timings(transcript.words, words, tolerance=0.045)
+    assert all(w.confidence == pytest.approx(TONE_POSTERIOR, abs=1e-5) for w in transcript.words)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("min_pause", [0.25, math.inf], ids=["cut-at-pauses", "overlapping-windows"])
+def test_ten_minute_file_equals_utterance_by_utterance(tmp_path: Path, min_pause: float) -> None:
+    """A 10-minute file (22.05 kHz stereo, streamed) gives exactly the words and timings of
+    transcribing its utterances one by one, whether it is cut at pauses or into overlapping
+    windows, while no forward pass sees more than a batch of pieces."""
+    sentences = generate_sentences(80, seed=5)
+    gap = _silence(0.4)
+    pieces, expected, utterance_paths, at = [], [], [], 0.0
+    while at < 600:
+        text = sentences[len(utterance_paths) % len(sentences)]
+        audio, words = speak(text)
+        utterance_paths.append(_write_flac(tmp_path / f"u{len(utterance_paths):03d}.flac", audio))
+        expected += [(w, at + s, at + e) for w, s, e in words]
+        pieces += [audio, gap]
+        at += (len(audio) + len(gap)) / SAMPLE_RATE
+    long_path = _write_flac(tmp_path / "long.flac", np.concatenate(pieces), rate=22_050, channels=2)
+
+    options = TranscribeOptions(max_batch_seconds=60.0, read_seconds=7.0, min_pause_seconds=min_pause)
+    window, overlap = 20 * SAMPLE_RATE, 4 * SAMPLE_RATE
+    pieces = list(_pieces(stream_audio(long_path), window, overlap, min_pause * 100))
+    meet = [a.start + len(a.samples) == b.start for a, b in zip(pieces, pieces[1:])]
+    assert all(meet) if min_pause < math.inf else not any(meet)  # the path under test is the one taken
+    assert len(pieces) > 30
+
+    loaded = tone_model()
+    one_by_one = list(transcribe_files(loaded, utterance_paths, GreedyDecoder(VOCAB), options))
+    assert all(t.error is None for t in one_by_one)
+    loaded.model.max_batch_samples = 0
+    (long,) = transcribe_files(loaded, [long_path], GreedyDecoder(VOCAB), options)
+    assert long.duration == pytest.approx(at, abs=0.01) and long.duration > 600
+    assert long.text == " ".join(t.text for t in one_by_one) == " ".join(w for w, _, _ in expected)
+    _check_timings(long.words, expected, tolerance=0.045)
+    assert loaded.model.max_batch_samples <= 60.0 * 100 + 3 * 100  # 60 s of 10 ms frames, 3 windows' rounding
+
+
+def test_file_failing_midway_does_not_disturb_the_others(tmp_path: Path) -> None:
+    good_audio, _ = speak("ALPHA BETA GAMMA")
+    good = _write_flac(tmp_path / "good.flac", good_audio)
+    long_audio, _ = speak(" ".join(generate_sentences(30, seed=1)))  # > 2 windows
+    broken = bytearray(_write_flac(tmp_path / "broken.flac", long_audio).read_bytes())
+    broken[len(broken) * 2 // 3 :] = bytes(len(broken) - len(broken) * 2 // 3)  # zeros from two thirds on
+    (tmp_path / "broken.flac").write_bytes(broken)
+    options = TranscribeOptions(window_seconds=8.0, overlap_seconds=2.0, max_batch_seconds=30.0, read_seconds=3.0)
+    paths = [good, tmp_path / "broken.flac", good]
+    results = list(transcribe_files(tone_model(), paths, GreedyDecoder(VOCAB), options))
+    assert [r.text for r in results] == ["ALPHA BETA GAMMA", "", "ALPHA BETA GAMMA"]
+    assert results[1].error and "broken.flac" in results[1].error and results[0].error is None
+
+
+# --- formats ---------------------------------------------------------------------------------
+
+
+def _words(spec: list[tuple[str, float, float]]) -> tuple[Word, ...]:
+    return tuple(Word(t, s, e, 0.9) for t, s, e in spec)
+
+
+def test_segments_split_at_pauses_and_respect_limits() -> None:
+    rng = random.Random(1)
+    spec, at = [], 0.0
+    for i in range(300):
+        length = rng.uniform(0.1, 0.6)
+        spec.append((rng.choice(["A", "WORD", "LONGERWORD", "MIDDLE"]), at, at + length))
+        at += length + (1.0 if i % 17 == 16 else rng.uniform(0.0, 0.3))
+    words = _words(spec)
+    segments = split_segments(words)
+    assert [w for s in segments for w in s.words] == list(words)
+    for segment in segments:
+        assert segment.end - segment.start <= 7.0
+        gaps = [b.start - a.end for a, b in zip(segment.words, segment.words[1:])]
+        assert all(g < 0.8 for g in gaps)
+    cues = render(Transcript("x.wav", words), "srt").split("\n\n")
+    assert len(cues) == len(segments)
+    assert all(len(line) <= 42 for cue in cues for line in cue.splitlines()[2:])  # at most two lines of 42
+    assert all(len(cue.splitlines()) <= 4 for cue in cues)
+    # A long pause always separates segments, even when the text would fit.
+    short = split_segments(_words([("ONE", 0, 0.3), ("TWO", 0.4, 0.7), ("THREE", 2.0, 2.4)]))
+    assert [s.text for s in short] == ["ONE TWO", "THREE"]
+
+
+def test_srt_vtt_and_json_layout() -> None:
+    words = _words([("HELLO", 0.5, 0.9), ("WORLD", 1.0, 1.4), ("AGAIN", 3661.25, 3661.9)])
+    transcript = Transcript("x.wav", words, duration=3662.0)
+    assert render(transcript, "txt") == "HELLO WORLD AGAIN\n"
+    assert render(transcript, "srt") == (
+        "1\n00:00:00,500 --> 00:00:01,400\nHELLO WORLD\n\n2\n01:01:01,250 --> 01:01:01,900\nAGAIN\n")
+    assert render(transcript, "vtt") == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nHELLO WORLD\n\n01:01:01.250 --> 01:01:01.900\nAGAIN\n")
+    data = json.loads(render(transcript, "json"))
+    assert data == to_json(transcript)
+    assert set(data) == {"path", "text", "duration", "segments"} and data["text"] == "HELLO WORLD AGAIN"
+    assert data["segments"][0] == {"start": 0.5, "end": 1.4, "text": "HELLO WORLD", "words": [
+        {"word": "HELLO", "start": 0.5, "end": 0.9, "confidence": 0.9},
+        {"word": "WORLD", "start": 1.0, "end": 1.4, "confidence": 0.9}]}
+    twelve = _words([("WORD", i * 0.2, i * 0.2 + 0.1) for i in range(12)])
+    wide = render(Transcript("y.wav", twelve), "srt")
+    assert all(len(line) <= 42 for line in wide.splitlines())
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def random_checkpoint(tmp_path: Path) -> Path:
+    cfg = ExperimentConfig(model=ModelConfig(hidden=16, layers=1))
+    model = AcousticModel(cfg.model)
+    model.set_normalization(torch.full((80,), -8.0), torch.full((80,), 4.0))
+    save_checkpoint(tmp_path / "random.pt", model, cfg, VOCAB)
+    return tmp_path / "random.pt"
+
+
+def test_cli_folder_with_bad_files(tmp_path: Path, random_checkpoint: Path, capsys) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sf.write(folder / "one.wav", (rng.standard_normal(16_000) * 0.1).astype(np.float32), 16_000)
+    sf.write(folder / "sub" / "two.flac", (rng.standard_normal((8_000 * 25, 2)) * 0.1).astype(np.float32), 8_000)
+    (folder / "empty.wav").touch()
+    (folder / "corrupt.flac").write_bytes(b"fLaC" + bytes(rng.integers(0, 256, 4000, dtype=np.uint8)))
+    (folder / "notes.txt").write_text("not audio, not an input")
+
+    code = main(["transcribe", "--model", str(random_checkpoint), "--device", "cpu", str(folder)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    paths = [line.split("\t")[0] for line in out.splitlines()]
+    assert paths == [str(folder / "one.wav"), str(folder / "sub" / "two.flac")]
+    errors = [line for line in err.splitlines() if line.startswith("asr: error:")]
+    assert len(errors) == 2 and "corrupt.flac: cannot decode" in errors[0] and "empty.wav: file is empty" in errors[1]
+    assert err.splitlines()[-1] == "transcribed 2 files, 2 failed"
+
+    out_dir = tmp_path / "out"
+    code = main(["transcribe", "--model", str(random_checkpoint), str(folder), str(tmp_path / "missing.wav"),
+                 "--format", "all", "--output-dir", str(out_dir)])
+    assert code == 1
+    assert sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()) == sorted(
+        f"{stem}.{ext}" for stem in ("one", "sub/two") for ext in ("txt", "json", "srt", "vtt"))
+    data = json.loads((out_dir / "sub" / "two.json").read_text())
+    assert data["duration"] == pytest.approx(25.0) and data["path"] == str(folder / "sub" / "two.flac")
+    for word in (w for s in data["segments"] for w in s["words"]):
+        assert 0 <= word["start"] <= word["end"] <= 25.0 and 0 <= word["confidence"] <= 1
+    assert (out_dir / "one.vtt").read_text().startswith("WEBVTT")
+    assert capsys.readouterr().err.splitlines()[-1] == f"transcribed 2 files, 3 failed; outputs in {out_dir}"
+
+
+def test_cli_refuses_bad_option_combinations(random_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    assert main(["transcribe", "--model", str(random_checkpoint), str(tmp_path), "--format", "srt"]) == 2
+    assert "--output-dir" in capsys.readouterr().err
+    assert main(["transcribe", "--model", str(random_checkpoint), str(tmp_path), "--window", "5",
+                 "--overlap", "6"]) == 2
+    assert "overlap" in capsys.readouterr().err
+
+
+# --- with a trained model (skipped without one) ---------------------------------------------------
+
+TRAINED = Path(os.environ.get("ASR_TEST_MODEL", REPO / "exp" / "synthetic" / "best.pt"))
+needs_trained_model = pytest.mark.skipif(not TRAINED.is_file(), reason=f"no trained model at {TRAINED}")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+
+def _espeak(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text.lower()],
+                         capture_output=True, check=True).stdout
+    with sf.SoundFile(io.BytesIO(wav)) as f:
+        audio = f.read(dtype="float32")
+        rate_in = f.samplerate
+    return soxr.resample(audio, rate_in, SAMPLE_RATE, quality="HQ").astype(np.float32)
+
+
+@needs_trained_model
+@needs_espeak
+@pytest.mark.slow
+def test_trained_model_times_separately_spoken_words_within_100_ms(tmp_path: Path) -> None:
+    words = "PEOPLE OFTEN WALK TO SCHOOL WHEN THE WEATHER IS GOOD".split()
+    rng = np.random.default_rng(0)
+    pieces, expected, at = [_silence(0.5)], [], 0.5
+    for word in words:
+        audio, _ = librosa.effects.trim(_espeak(word), top_db=40, frame_length=256, hop_length=64)  # 4 ms steps
+        expected.append((word, at, at + len(audio) / SAMPLE_RATE))
+        gap = _silence(rng.uniform(0.3, 0.7))
+        pieces += [audio, gap]
+        at += (len(audio) + len(gap)) / SAMPLE_RATE
+    path = tmp_path / "words.flac"
+    sf.write(path, np.concatenate(pieces), SAMPLE_RATE)
+    loaded = load_model(TRAINED)
+    (transcript,) = transcribe_files(loaded, [path], GreedyDecoder(loaded.vocab))
+    assert len(transcript.words) == len(words), transcript.text
+    for got, (word, start, end) in zip(transcript.words, expected):
+        assert abs(got.start - start) <= 0.1 and abs(got.end - end) <= 0.1, (got, word, start, end)
+
+
+@needs_trained_model
+@needs_espeak
+@pytest.mark.slow
+def test_trained_model_ten_minute_file_wer_matches_one_by_one(tmp_path: Path) -> None:
+    from asr.synth import SynthConfig, synthesize_corpus
+
+    config = SynthConfig(train_utterances=0, dev_utterances=0, test_utterances=260, train_speakers=0,
+                         dev_speakers=0, test_speakers=4, seed=11, jobs=1)
+    synthesize_corpus(tmp_path / "corpus", config, progress=False)
+    references = {}
+    for trans in sorted((tmp_path / "corpus" / "test").glob("*/*/*.trans.txt")):
+        for line in trans.read_text().splitlines():
+            utterance_id, text = line.split(" ", 1)
+            references[trans.parent / f"{utterance_id}.flac"] = text
+    paths, pieces, total = [], [], 0.0
+    for path in sorted(references):
+        audio = load_audio(path)
+        paths.append(path)
+        pieces += [audio, _silence(0.3)]
+        total += len(audio) / SAMPLE_RATE + 0.3
+        if total >= 600:
+            break
+    assert total >= 600
+    long_path = tmp_path / "long.flac"
+    sf.write(long_path, np.concatenate(pieces), SAMPLE_RATE)
+    loaded = load_model(TRAINED)
+    decoder = GreedyDecoder(loaded.vocab)
+    reference = " ".join(references[p] for p in paths)
+    one_by_one = " ".join(t.text for t in transcribe_files(loaded, paths, decoder))
+    (long,) = transcribe_files(loaded, [long_path], decoder)
+    wer_single = word_errors(reference, one_by_one).rate
+    wer_long = word_errors(reference, long.text).rate
+    assert abs(wer_long - wer_single) <= 0.02, (wer_single, wer_long)
