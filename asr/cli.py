@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from asr.data import read_librispeech, write_manifest
+    from asr.data import read_librispeech, speed_perturb, write_manifest
 
     utterances, skipped = [], []
     for directory in args.dirs:
@@ -56,10 +57,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         skipped += bad
     for item in skipped:
         print(f"skipped: {item}", file=sys.stderr)
+    if args.speed_perturb:
+        utterances = speed_perturb(utterances, args.speed_perturb)
     count = write_manifest(utterances, args.out)
     hours = sum(u.duration for u in utterances) / 3600
-    print(f"wrote {count} utterances ({hours:.2f} h) to {args.out}; skipped {len(skipped)}")
+    factors = f" at speeds {', '.join(f'{f:g}' for f in args.speed_perturb)}" if args.speed_perturb else ""
+    print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; skipped {len(skipped)}")
     return EXIT_PARTIAL_FAILURE if skipped and args.strict else 0
+
+
+def _speed_factors(text: str) -> tuple[float, ...]:
+    try:
+        factors = tuple(float(f) for f in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, e.g. 0.9,1.0,1.1") from None
+    if not all(0.5 <= f <= 2.0 for f in factors) or len(set(factors)) != len(factors):
+        raise argparse.ArgumentTypeError(f"{text!r}: factors must be distinct and between 0.5 and 2")
+    return factors
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -69,6 +83,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = dict(_parse_override(o) for o in args.set or [])
     cfg = load_config(args.config, overrides)
     state = train(cfg, args.exp_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
     print(f"done: {state.epoch} epochs, {state.step} steps, best dev WER {100 * state.best_wer:.2f}% "
           f"(epoch {state.best_epoch}); model at {Path(args.exp_dir) / 'best.pt'}")
     return 0
@@ -97,9 +113,58 @@ def _load(args: argparse.Namespace):
 
 
 def _decoder(args: argparse.Namespace, loaded):
-    from asr.decode import GreedyDecoder
+    """The decoder the options ask for; alpha, beta and beam width not given come from
+    ``asr tune-lm``'s file next to the checkpoint when it holds values for this LM."""
+    from asr.decode import build_decoder
+    from asr.tune import decoding_config
 
-    return GreedyDecoder(loaded.vocab)
+    config, note = decoding_config(args.model, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
+    decoder = build_decoder(loaded.vocab, config)
+    if note:
+        print(f"asr: {note}", file=sys.stderr)
+    return decoder
+
+
+def _add_decoder_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("decoding")
+    group.add_argument("--decoder", choices=("greedy", "beam"),
+                       help="default: beam when --lm or --beam-width is given, else greedy")
+    group.add_argument("--beam-width", type=int, metavar="N",
+                       help="beam search width (default: the tuned one for this LM, else 16)")
+    group.add_argument("--lm", metavar="LM", help="word n-gram LM (ARPA or KenLM binary) fused into beam search")
+    group.add_argument("--alpha", type=float,
+                       help="LM weight (default: the value asr tune-lm stored for this model and LM, else 0.5)")
+    group.add_argument("--beta", type=float, help="bonus per word (default: tuned as --alpha, else 1.0)")
+
+
+def cmd_lm_build(args: argparse.Namespace) -> int:
+    from asr.lm import build_arpa, read_arpa_unigrams
+
+    out = build_arpa(Path(args.text), args.order, Path(args.out), args.smoothing)
+    print(f"wrote {out}: {args.order}-gram LM ({args.smoothing}), {len(read_arpa_unigrams(out))} words")
+    return 0
+
+
+def cmd_tune_lm(args: argparse.Namespace) -> int:
+    from asr.data import read_manifest
+    from asr.tune import DEFAULT_ALPHAS, DEFAULT_BETAS, grid_points, parse_values, random_points, tune_lm
+
+    alphas, betas = parse_values(args.alphas or DEFAULT_ALPHAS), parse_values(args.betas or DEFAULT_BETAS)
+    if args.trials is not None:
+        points = random_points(alphas, betas, args.trials, args.seed)
+    else:
+        points = grid_points(alphas, betas)
+    loaded = _load(args)
+    utterances = read_manifest(args.manifest)
+    results, tuned = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
+                             progress=not args.quiet)
+    print(f"{'alpha':>8} {'beta':>8} {'WER %':>8} {'CER %':>8}")
+    for point in results[: args.top]:
+        print(f"{point.alpha:8.3f} {point.beta:8.3f} {100 * point.wer:8.2f} {100 * point.cer:8.2f}")
+    print(f"best: alpha={tuned.alpha:g} beta={tuned.beta:g}, WER {100 * tuned.wer:.2f}% CER {100 * tuned.cer:.2f}% "
+          f"on {tuned.utterances} utterances ({len(points)} points, beam width {tuned.beam_width}); stored in "
+          f"{tuned.source}, used by asr evaluate and asr transcribe with --lm {args.lm}")
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -125,17 +190,120 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from asr.transcribe import transcribe_files
+    from asr.export import OnnxDependencyError, OnnxModel, OnnxModelError
+    from asr.formats import FORMATS, to_json, write_outputs
+    from asr.transcribe import TranscribeOptions, find_inputs, transcribe_files
 
-    loaded = _load(args)
-    failed = 0
-    for item in transcribe_files(loaded, args.audio, _decoder(args, loaded)):
+    formats = FORMATS if args.format == "all" else (args.format,)
+    if args.output_dir is None and args.format not in ("txt", "json"):
+        return _fail(f"--format {args.format} writes files: give --output-dir DIR")
+    if args.output_dir is not None and Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        return _fail(f"{args.output_dir}: --output-dir is a file, not a folder")
+    try:
+        options = TranscribeOptions(window_seconds=args.window, overlap_seconds=args.overlap)
+    except ValueError as err:
+        return _fail(f"transcribe: {err}")
+    if Path(args.model).suffix == ".onnx":
+        if args.device not in ("auto", "cpu"):
+            return _fail(f"ONNX models run on the CPU here; use --device cpu, or the .pt checkpoint for {args.device}")
+        try:
+            loaded = OnnxModel(args.model)
+        except (OnnxDependencyError, OnnxModelError) as err:
+            return _fail(str(err))
+    else:
+        loaded = _load(args)
+    decoder = _decoder(args, loaded)
+    inputs, missing = find_inputs(args.audio)
+    for line in missing:
+        print(f"asr: error: {line}", file=sys.stderr)
+    done, failed = 0, len(missing)
+    for source, item in zip(inputs, transcribe_files(loaded, [i.path for i in inputs], decoder, options)):
         if item.error:
             failed += 1
             print(f"asr: error: {item.error}", file=sys.stderr)
+            continue
+        done += 1
+        if args.output_dir is not None:
+            write_outputs(item, Path(args.output_dir) / source.name, formats)
+        elif args.format == "json":
+            print(json.dumps(to_json(item), ensure_ascii=False), flush=True)
         else:
             print(f"{item.path}\t{item.text}", flush=True)
+    where = f"; outputs in {args.output_dir}" if args.output_dir is not None and done else ""
+    print(f"transcribed {done} file{'s' * (done != 1)}, {failed} failed{where}", file=sys.stderr)
     return EXIT_PARTIAL_FAILURE if failed else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from asr.checkpoint import load_model
+    from asr.export import OnnxDependencyError, OnnxModel, export_onnx, max_difference
+
+    loaded = load_model(args.model, "cpu")
+    try:
+        out = export_onnx(loaded, args.out, args.opset)
+    except OnnxDependencyError as err:
+        return _fail(str(err))
+    try:
+        difference = max_difference(loaded, OnnxModel(out))
+    except OnnxDependencyError:
+        print(f"wrote {out}; onnxruntime is not installed, so it was not checked against PyTorch")
+        return 0
+    if difference > 1e-3:
+        return _fail(f"{out}: ONNX Runtime differs from PyTorch by {difference:.2g} in log-probability; "
+                     "the export is wrong, please report it")
+    print(f"wrote {out} (opset {args.opset}, dynamic batch and time); ONNX Runtime matches PyTorch "
+          f"within {difference:.1e} in log-probability")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from asr.download import download_librispeech, download_librispeech_lm, read_md5sum_file
+
+    if args.checksums and not Path(args.checksums).is_file():
+        return _fail(f"{args.checksums}: no such checksums file (md5sum format: 'MD5  FILENAME' lines)")
+    checksums = read_md5sum_file(Path(args.checksums)) if args.checksums else None
+    if args.corpus == "librispeech":
+        dirs = download_librispeech(args.subsets, Path(args.dest), mirror=args.mirror, checksums=checksums,
+                                    progress=not args.quiet)
+        for directory in dirs:
+            print(directory)
+    else:
+        paths = download_librispeech_lm(args.names, Path(args.dest), mirror=args.mirror, checksums=checksums,
+                                        progress=not args.quiet, unzip=args.unzip)
+        for path in paths:
+            print(path)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from asr.validate import validate_manifests
+
+    rows, problems = validate_manifests(args.manifests, jobs=args.jobs)
+    for problem in problems[: args.max_problems or None]:
+        print(problem, file=sys.stderr)
+    if args.max_problems and len(problems) > args.max_problems:
+        print(f"... and {len(problems) - args.max_problems} more", file=sys.stderr)
+    if problems:
+        kinds: dict[str, int] = {}
+        for problem in problems:
+            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+        counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+        print(f"{len(problems)} problem(s) in {len(args.manifests)} manifest(s), {rows} rows: {counts}; "
+              "fix them (or rerun asr prepare) before training", file=sys.stderr)
+        return EXIT_PARTIAL_FAILURE
+    print(f"ok: {rows} rows in {len(args.manifests)} manifest(s), no problems")
+    return 0
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    from asr.average import AverageError, average_checkpoints, last_epochs
+
+    if bool(args.checkpoints) == bool(args.exp_dir):
+        raise AverageError("give one of --exp-dir EXP (with --last N) or checkpoint files")
+    paths = last_epochs(args.exp_dir, args.last) if args.exp_dir else [Path(p) for p in args.checkpoints]
+    out = average_checkpoints(paths, args.out)
+    print(f"wrote {out}: the average of {len(paths)} checkpoints ({', '.join(p.name for p in paths)})")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", type=int, help="dev utterances")
     p.add_argument("--test", type=int, help="test utterances")
     p.add_argument("--seed", type=int)
-    p.add_argument("--noise", type=float, metavar="PROB", help="share of utterances given background noise (default 0.5)")
+    p.add_argument("--noise", type=float, metavar="PROB", help="share of utterances given background noise (default 0.2)")
     p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
@@ -158,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
     p.add_argument("--jobs", type=int, help="decoding threads (default: all cores)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any entry was skipped")
+    p.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
+                   help="also list each utterance at these speeds, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
+                        "the audio is resampled when loaded, nothing is written to disk)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model from a TOML config")
@@ -171,18 +342,100 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, helptext in (
         ("evaluate", cmd_evaluate, "decode a manifest and print WER/CER"),
-        ("transcribe", cmd_transcribe, "print path<TAB>text for audio files"),
+        ("transcribe", cmd_transcribe, "transcribe audio files, folders or globs of any length (txt, json, srt, vtt)"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--model", required=True, help="checkpoint (.pt)")
+        p.add_argument("--model", required=True,
+                       help="checkpoint (.pt)" + (" or model from asr export (.onnx)" if name == "transcribe" else ""))
         p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+        _add_decoder_args(p)
         if name == "evaluate":
             p.add_argument("--manifest", required=True)
             p.add_argument("--out-dir", help="where to write per-utterance and trn files")
             p.add_argument("--json", action="store_true", help="print one JSON object")
         else:
-            p.add_argument("audio", nargs="+", metavar="AUDIO")
+            p.add_argument("audio", nargs="+", metavar="AUDIO",
+                           help="audio files, folders (searched recursively) or glob patterns")
+            p.add_argument("--format", default="txt", choices=("txt", "json", "srt", "vtt", "all"),
+                           help="output format (default txt); srt, vtt and all need --output-dir")
+            p.add_argument("--output-dir", metavar="DIR",
+                           help="write DIR/NAME.FORMAT per file (NAME: its path under a folder argument, "
+                                "else its file name, without extension); without it, print path<TAB>text "
+                                "lines (txt) or JSON lines (json)")
+            p.add_argument("--window", type=float, default=20.0, metavar="SECONDS",
+                           help="longer files are cut into pieces of at most this length, at pauses where "
+                                "there are some (default 20)")
+            p.add_argument("--overlap", type=float, default=4.0, metavar="SECONDS",
+                           help="overlap of two pieces cut where there is no pause (default 4)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("export", help="export a checkpoint's acoustic model to ONNX (needs asr[onnx])")
+    p.add_argument("--model", required=True, help="checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="ONNX file to write (.onnx); asr transcribe --model reads it")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    p.set_defaults(func=cmd_export)
+
+    from asr.lm import SMOOTHINGS  # light: the LM toolkits load only when used
+
+    p = sub.add_parser("lm", help="word n-gram language models")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    p = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text with IRSTLM")
+    p.add_argument("--text", required=True, help="training text: one normalised sentence per line")
+    p.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    p.add_argument("--out", required=True, help="ARPA file to write")
+    p.add_argument("--smoothing", default=SMOOTHINGS[0], choices=SMOOTHINGS, help=f"default {SMOOTHINGS[0]}")
+    p.set_defaults(func=cmd_lm_build)
+
+    p = sub.add_parser("tune-lm", help="search the LM weight and word bonus on a dev set; store the best")
+    p.add_argument("--model", required=True, help="checkpoint (.pt); the result is stored next to it")
+    p.add_argument("--manifest", required=True, help="dev manifest")
+    p.add_argument("--lm", required=True, help="word n-gram LM (ARPA or KenLM binary)")
+    p.add_argument("--alphas", metavar="START:STOP:STEP|A,B,...", help="LM weights to try (default 0:2:0.25)")
+    p.add_argument("--betas", metavar="START:STOP:STEP|A,B,...",
+                   help="word bonuses to try (default -1:3:0.5; write --betas=-2:1:0.5 when the first is negative)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="random search: N points drawn uniformly within the alpha and beta ranges, instead of the grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random search")
+    p.add_argument("--beam-width", type=int, default=16, metavar="N")
+    p.add_argument("--top", type=int, metavar="N", help="print only the N best points")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_tune_lm)
+
+    p = sub.add_parser("download", help="download and unpack LibriSpeech or its LMs from OpenSLR (resumable, MD5-checked)")
+    corpus = p.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    for name, helptext in (("librispeech", "LibriSpeech subsets (OpenSLR 12)"),
+                           ("librispeech-lm", "LibriSpeech n-gram LMs and texts (OpenSLR 11)")):
+        q = corpus.add_parser(name, help=helptext)
+        if name == "librispeech":
+            q.add_argument("--subsets", nargs="+", required=True, metavar="SUBSET",
+                           help="e.g. train-clean-100 dev-clean dev-other test-clean test-other; "
+                                "train-460 and train-960 name the usual unions")
+            q.add_argument("--dest", required=True, help="folder for the tarballs; they unpack into DEST/LibriSpeech/")
+        else:
+            q.add_argument("--names", nargs="+", required=True, metavar="FILE",
+                           help="e.g. 3-gram.pruned.1e-7.arpa.gz 3-gram.arpa.gz 4-gram.arpa.gz")
+            q.add_argument("--dest", required=True, help="folder for the files")
+            q.add_argument("--unzip", action="store_true", help="also decompress each .arpa.gz to .arpa")
+        q.add_argument("--mirror", help="us, eu, cn, or the base URL of a server holding the files (default: openslr.org)")
+        q.add_argument("--checksums", metavar="MD5SUM_TXT",
+                       help="md5sum-format file replacing the built-in OpenSLR sums (for a mirror serving other files)")
+        q.add_argument("--quiet", action="store_true", help="no progress bars")
+        q.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("validate", help="check manifests before training (missing audio, empty text, duplicate ids, ...)")
+    p.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    p.add_argument("--jobs", type=int, help="threads reading audio headers")
+    p.add_argument("--max-problems", type=int, default=50, metavar="N",
+                   help="print at most N problems (default 50; 0: all); all are counted")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("average", help="average the weights of several checkpoints into one")
+    p.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoint files to average (or use --exp-dir)")
+    p.add_argument("--exp-dir", help="experiment folder holding epoch-N.pt files (train.keep_epochs)")
+    p.add_argument("--last", type=int, default=5, metavar="N", help="with --exp-dir: average the last N epochs (default 5)")
+    p.add_argument("--out", required=True, help="checkpoint to write")
+    p.set_defaults(func=cmd_average)
     return parser
 
 

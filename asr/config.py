@@ -38,6 +38,7 @@ class TrainConfig:
     num_workers: int = 1
     amp: str = "auto"  # auto (bf16 if supported, else fp16, on CUDA only) | bf16 | fp16 | off
     spec_augment: bool = True
+    sortagrad: bool = False  # first epoch from shortest to longest utterances
     stats_utterances: int = 400  # utterances sampled for feature normalisation statistics
     log_every: int = 25  # steps between metric lines
     keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)

@@ -3,6 +3,8 @@
 A manifest is JSON lines, one utterance a line, with NeMo's keys (``audio_filepath``,
 ``duration``, ``text``) plus ``id`` and ``speaker``. Any LibriSpeech-layout folder
 (``SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac`` + ``SPEAKER-CHAPTER.trans.txt``) becomes one.
+A row may also carry ``speed``: the audio is then speed-perturbed when it is loaded (the
+lhotse way, no copies on disk), and its ``duration`` is already that of the perturbed audio.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import os
 import random
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -31,12 +35,16 @@ class Utterance:
 
     id: str
     audio_filepath: str
-    duration: float  # seconds
+    duration: float  # seconds, after speed perturbation
     text: str
     speaker: str
+    speed: float = 1.0  # speed perturbation factor applied at load time; 1.0: the audio as it is
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        row = asdict(self)
+        if self.speed == 1.0:
+            del row["speed"]  # unperturbed rows stay plain NeMo rows
+        return json.dumps(row, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -157,23 +165,75 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                audio = Path(row["audio_filepath"])
-                if not audio.is_absolute():
-                    audio = path.parent / audio
-                utt_id = str(row.get("id") or audio.stem)
-                rows.append(
-                    Utterance(
-                        id=utt_id,
-                        audio_filepath=str(audio),
-                        duration=float(row["duration"]),
-                        text=normalize_text(str(row.get("text", ""))),
-                        speaker=str(row.get("speaker", utt_id.split("-")[0])),
-                    )
-                )
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                rows.append(manifest_row(json.loads(line), path.parent))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
                 raise ManifestError(f"{path}:{number}: not a manifest row ({type(err).__name__}: {err})") from None
     return rows
+
+
+def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
+    """One parsed JSON row as an utterance; relative audio paths are taken relative to ``base``.
+
+    Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a row that is not a manifest row.
+    ``normalize=False`` keeps the text as written (for checking it, see :mod:`asr.validate`).
+    """
+    audio = Path(row["audio_filepath"])
+    if not audio.is_absolute():
+        audio = base / audio
+    utt_id = str(row.get("id") or audio.stem)
+    speed = float(row.get("speed", 1.0))
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be a positive number, got {row['speed']!r}")
+    text = str(row.get("text", ""))
+    return Utterance(
+        id=utt_id,
+        audio_filepath=str(audio),
+        duration=float(row["duration"]),
+        text=normalize_text(text) if normalize else text,
+        speaker=str(row.get("speaker", utt_id.split("-")[0])),
+        speed=speed,
+    )
+
+
+def speed_perturb(utterances: Iterable[Utterance], factors: Iterable[float]) -> list[Utterance]:
+    """Each utterance once per speed factor (Ko et al., 2015; Kaldi's and lhotse's ``sp0.9-`` ids).
+
+    Factor 1.0 keeps the utterance as it is; another factor gives a row whose id and speaker
+    are prefixed ``sp<factor>-`` (a changed voice counts as another speaker, as in Kaldi)
+    and whose duration is divided by the factor. The audio is changed only when loaded.
+    """
+    utterances, factors = list(utterances), list(factors)
+    for factor in factors:
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"speed factors must be positive numbers, got {factor!r}")
+    perturbed = []
+    for factor in factors:
+        for utt in utterances:
+            if factor == 1.0:
+                perturbed.append(utt)
+                continue
+            prefix = f"sp{factor:g}-"
+            perturbed.append(replace(
+                utt, id=prefix + utt.id, speaker=prefix + utt.speaker,
+                duration=round(utt.duration / factor, 4), speed=utt.speed * factor,
+            ))
+    return perturbed
+
+
+def change_speed(samples: np.ndarray, factor: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Play ``samples`` (N,) ``factor`` times faster, tempo and pitch together (sox's ``speed``).
+
+    Returns about N / factor samples: resampling to ``sample_rate / factor`` and playing the
+    result at ``sample_rate`` is exactly a tape played at another speed.
+    """
+    if factor == 1.0:
+        return samples
+    return soxr.resample(samples, sample_rate, sample_rate / factor, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_utterance_audio(utt: Utterance) -> np.ndarray:
+    """The utterance's samples (N,) at 16 kHz, speed-perturbed when its row says so."""
+    return change_speed(load_audio(utt.audio_filepath), utt.speed)
 
 
 class SpeechDataset(Dataset):
@@ -188,7 +248,7 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         utt = self.utterances[index]
-        wave = torch.from_numpy(load_audio(utt.audio_filepath))
+        wave = torch.from_numpy(load_utterance_audio(utt))
         tokens = torch.tensor(self.vocab.encode(utt.text), dtype=torch.long)
         return wave, tokens, index
 
@@ -247,6 +307,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     sees), so batches of short utterances are large and batches of long ones small.
     Utterances are shuffled, sorted by duration within windows of ``window`` utterances,
     cut into batches, and the batches shuffled: padding stays low while epochs differ.
+    With ``sortagrad`` the first epoch runs its batches from shortest to longest (Amodei et
+    al., 2016): short utterances give CTC easy alignments while the model is still blank.
     With ``num_replicas > 1`` each rank takes every ``num_replicas``-th batch of the same
     seeded order (the distributed case); all ranks get the same number of batches.
     """
@@ -260,6 +322,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         window: int = 1000,
         num_replicas: int = 1,
         rank: int = 0,
+        sortagrad: bool = False,
     ) -> None:
         if max_seconds <= 0:
             raise ValueError("max_seconds must be positive")
@@ -270,6 +333,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.window = window
         self.num_replicas = num_replicas
         self.rank = rank
+        self.sortagrad = sortagrad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -294,7 +358,9 @@ class BucketBatchSampler(Sampler[list[int]]):
                 longest = longest_if_added
             if batch:
                 batches.append(batch)
-        if self.shuffle:
+        if self.sortagrad and self.epoch == 0:
+            batches.sort(key=lambda batch: max(self.durations[i] for i in batch))
+        elif self.shuffle:
             rng.shuffle(batches)
         if self.num_replicas > 1:
             per_rank = math.ceil(len(batches) / self.num_replicas)

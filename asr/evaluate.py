@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,6 @@ from asr.inference import log_probs
 from asr.metrics import ErrorCounts, corpus_errors
 from asr.model import AcousticModel
 from asr.text import Vocabulary
-
 
 
 
@@ -69,7 +69,7 @@ def decode_utterances(
     ``decoder`` is any callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
     """
     # Dataset encodes references; decoding must not depend on them being encodable.
-    dataset = SpeechDataset([Utterance(u.id, u.audio_filepath, u.duration, "", u.speaker) for u in utterances], vocab)
+    dataset = SpeechDataset([dataclasses.replace(u, text="") for u in utterances], vocab)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
     hyps: list[Hypothesis | None] = [None] * len(utterances)

@@ -51,6 +51,12 @@ class BiRecurrentLayer(nn.Module):
         self.forward_rnn = nn.LSTM(input_size, hidden, batch_first=True)
         self.backward_rnn = nn.LSTM(input_size, hidden, batch_first=True)
         self.packed = packed
+        for rnn in (self.forward_rnn, self.backward_rnn):
+            # Forget-gate bias 1 (Jozefowicz et al., 2015): cells start by remembering, which
+            # shortens CTC's initial all-blank plateau. PyTorch orders gates i, f, g, o.
+            with torch.no_grad():
+                rnn.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
+                rnn.bias_hh_l0[hidden : 2 * hidden].fill_(0.0)
 
     def _run(self, rnn: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.packed:

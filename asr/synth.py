@@ -39,6 +39,8 @@ from asr.sentences import generate_sentences
 
 PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
 ESPEAK = "espeak-ng"
+SILENCE_LEVEL = 0.02  # of the peak amplitude; quieter samples at the end count as silence
+TRAILING_SILENCE = 0.1  # s of pause kept after the last sound
 ESPEAK_TIMEOUT = 60  # s per utterance; espeak-ng takes ~0.02 s, so only a hung process hits it
 SPLITS = ("train", "dev", "test")
 UTTERANCES_PER_CHAPTER = 50
@@ -80,15 +82,17 @@ class CorpusMismatchError(RuntimeError):
 class SynthConfig:
     """What to synthesise. ``jobs`` changes the speed, never the output."""
 
-    train_utterances: int = 2400
+    train_utterances: int = 4000
     dev_utterances: int = 200
     test_utterances: int = 200
-    train_speakers: int = 40
+    # Many training speakers with few utterances each generalise to unseen voices far better
+    # than few with many: 240 speakers gave 68% dev WER after two epochs where 40 gave 81%.
+    train_speakers: int = 240
     dev_speakers: int = 8
     test_speakers: int = 8
     seed: int = 0
-    noise: float = 0.5  # probability that an utterance gets background noise
-    snr_db: tuple[float, float] = (10.0, 30.0)  # dB, speech power over noise power
+    noise: float = 0.2  # probability that an utterance gets background noise
+    snr_db: tuple[float, float] = (20.0, 35.0)  # dB, speech power over noise power
     rate_wpm: tuple[int, int] = (130, 190)  # words per minute, inclusive
     pitch: tuple[int, int] = (30, 70)  # espeak-ng pitch 0..99, inclusive
     min_words: int = 3
@@ -244,6 +248,17 @@ def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndar
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
+def _trim_trailing_silence(audio: np.ndarray) -> np.ndarray:
+    """Cut espeak-ng's trailing pause (~0.33 s, 14% of an average utterance) to TRAILING_SILENCE.
+
+    Training time goes to speech instead of silence the model learns nothing from.
+    """
+    loud = np.flatnonzero(np.abs(audio) > SILENCE_LEVEL * np.max(np.abs(audio), initial=0.0))
+    if loud.size == 0:
+        return audio
+    return audio[: min(audio.size, loud[-1] + 1 + round(TRAILING_SILENCE * SAMPLE_RATE))]
+
+
 def _render(job: _Job) -> tuple[str, float | str]:
     """Synthesise one utterance; return its id and duration (s), or the error message."""
     utterance = job.utterance
@@ -254,7 +269,7 @@ def _render(job: _Job) -> tuple[str, float | str]:
     except (OSError, ValueError, subprocess.SubprocessError) as err:
         return utterance.id, str(err)
     # soxr directly (librosa's "soxr_hq" backend) skips librosa's ~2 s first-call import in every worker.
-    audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    audio = _trim_trailing_silence(soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ"))
     rng = np.random.default_rng([job.seed, _NOISE_STREAM, utterance.index])
     if rng.random() < job.noise:
         exponent = NOISE_EXPONENTS[rng.choice(sorted(NOISE_EXPONENTS))]

@@ -103,15 +103,18 @@ def _normalization_stats(utterances: list[Utterance], cfg: ExperimentConfig, voc
     return mean.float(), std.float()
 
 
-def _init_distributed() -> tuple[int, int, int]:
-    """(rank, local rank, world size); starts the process group under torchrun."""
+def _init_distributed() -> tuple[int, int, int, bool]:
+    """(rank, local rank, world size, whether this call started the process group).
+
+    Under torchrun the group is started here; a caller that started one itself keeps it.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
-        return 0, 0, 1
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+        return 0, 0, 1, False
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world, started
 
 
 def _plot_curves(metrics_path: Path, out_png: Path) -> None:
@@ -144,7 +147,7 @@ def train(
     weights with the lowest dev WER so far), ``metrics.jsonl``, ``config.json`` and, at
     the end, ``curves.png``. With ``resume`` training continues from ``last.pt``.
     """
-    rank, local_rank, world = _init_distributed()
+    rank, local_rank, world, started_group = _init_distributed()
     main_process = rank == 0
     dev_device = resolve_device(device)
     if dev_device.type == "cuda" and world > 1:
@@ -170,7 +173,8 @@ def train(
         print(f"left out of training: {dropped}", flush=True)
 
     sampler = BucketBatchSampler(
-        [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed, num_replicas=world, rank=rank
+        [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed,
+        num_replicas=world, rank=rank, sortagrad=cfg.train.sortagrad,
     )
     loader = DataLoader(
         SpeechDataset(train_utts, vocab),
@@ -244,20 +248,24 @@ def train(
                 feats = model.normalize(feats)
                 if cfg.train.spec_augment:
                     feats = spec_augment(feats, feat_lengths, cfg.spec_augment)
-            with autocast():
-                lp, out_lengths = ddp_model(feats, feat_lengths, normalized=True)
-            # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
-            loss = F.ctc_loss(
-                lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
-                blank=vocab.blank, reduction="mean", zero_infinity=True,
-            )
-            scaler.scale(loss / cfg.train.grad_accum).backward()
+            last_micro_batch = (index + 1) % cfg.train.grad_accum == 0 or index + 1 == len(sampler)
+            # Under DDP, gradients are all-reduced only on the micro-batch that steps the optimizer.
+            sync = nullcontext() if last_micro_batch or world == 1 else ddp_model.no_sync()
+            with sync:
+                with autocast():
+                    lp, out_lengths = ddp_model(feats, feat_lengths, normalized=True)
+                # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
+                loss = F.ctc_loss(
+                    lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
+                    blank=vocab.blank, reduction="mean", zero_infinity=True,
+                )
+                scaler.scale(loss / cfg.train.grad_accum).backward()
             window_loss += loss.item()
             window_batches += 1
             audio = batch.audio_seconds * world
             window_audio += audio
             state.audio_seconds += audio
-            if (index + 1) % cfg.train.grad_accum and index + 1 != len(sampler):
+            if not last_micro_batch:
                 continue
             # Clipping bounds the occasional huge CTC gradient of a badly aligned batch.
             scaler.unscale_(optimizer)
@@ -315,4 +323,6 @@ def train(
 
     if main_process and metrics_path.exists():
         _plot_curves(metrics_path, exp_dir / "curves.png")
+    if started_group:
+        dist.destroy_process_group()
     return state

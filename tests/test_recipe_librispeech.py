@@ -1,0 +1,227 @@
+"""The LibriSpeech recipe, every stage, against the loopback mirror; and its building blocks:
+speed perturbation (stage 2) and checkpoint averaging (stage 6)."""
+
+import gzip
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from asr.average import AverageError, average_checkpoints, last_epochs
+from asr.checkpoint import load_model, save_checkpoint
+from asr.cli import main
+from asr.config import ExperimentConfig
+from asr.data import Utterance, load_utterance_audio, read_manifest, speed_perturb, write_manifest
+from asr.lm import build_arpa
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+from mirror import (
+    DEV_CLEAN_SPEAKERS, MD5SUM_NAME, TEST_CLEAN_SPEAKERS, TRAIN_CLEAN_100_SPEAKERS, build_librispeech_mirror,
+    require_sample, serve_mirror, write_md5sum_file,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "recipes" / "librispeech" / "run.sh"
+# The sample has 11 utterances of 7 speakers; every subset the recipe needs reuses some of them.
+SUBSETS = {
+    "train-clean-100": TRAIN_CLEAN_100_SPEAKERS,
+    "dev-clean": DEV_CLEAN_SPEAKERS,
+    "dev-other": ("1995", "2830"),
+    "test-clean": TEST_CLEAN_SPEAKERS,
+    "test-other": ("4507", "8455"),
+}
+EVAL_SETS = ("dev-clean", "dev-other", "test-clean", "test-other")
+SPEEDS = (0.9, 1.0, 1.1)
+LM_ORDERS = {"3-gram.pruned.1e-7": 3, "3-gram": 3, "4-gram": 4}
+
+
+def _needs(module: str, program: str | None = None) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    if program and shutil.which(program) is None and not Path(f"/usr/lib/irstlm/bin/{program}").exists():
+        pytest.skip(f"{program} is not installed")
+
+
+@pytest.fixture(scope="module")
+def mirror_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LibriSpeech tarballs for the five subsets and small LMs under the real LM file names."""
+    require_sample()
+    _needs("kenlm", "build-lm.sh")
+    root = build_librispeech_mirror(tmp_path_factory.mktemp("mirror"), SUBSETS)
+    sample = require_sample()
+    text = root / "lm-text.txt"
+    text.write_text("".join(line.partition(" ")[2] + "\n" for trans in sorted(sample.rglob("*.trans.txt"))
+                            for line in trans.read_text().splitlines()))
+    for name, order in LM_ORDERS.items():
+        arpa = build_arpa(text, order, root / f"{name}.arpa", smoothing="witten-bell")
+        with open(arpa, "rb") as src, gzip.GzipFile(root / f"{name}.arpa.gz", "wb", mtime=0) as dst:
+            shutil.copyfileobj(src, dst)
+        arpa.unlink()
+    text.unlink()
+    write_md5sum_file(root, "*.gz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def recipe_run(mirror_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run all ten stages once with the tiny config; return the folders and the output."""
+    work = tmp_path_factory.mktemp("recipe")
+    env = {**os.environ, "DATA": str(work / "data"), "EXP": str(work / "exp"), "PYTHON": sys.executable,
+           "NGPU": "0", "OMP_NUM_THREADS": "1"}
+    with serve_mirror(mirror_root) as url:
+        args = ["bash", str(RUN), "--config", "recipes/librispeech/conf/tiny.toml", "--train-set", "train-clean-100",
+                "--mirror", url, "--checksums", str(mirror_root / MD5SUM_NAME),
+                "--tune-args", "--alphas 0,0.5 --betas 0,1 --beam-width 4"]
+        first = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    return {"data": work / "data", "exp": work / "exp", "first": first, "again": again, "args": args, "env": env}
+
+
+@pytest.mark.slow
+def test_recipe_runs_every_stage_and_writes_results(recipe_run: dict) -> None:
+    exp, out = recipe_run["exp"], recipe_run["first"].stdout
+    for stage in range(1, 11):
+        assert f"=== stage {stage}:" in out and (exp / ".done" / str(stage)).is_file()
+    assert (exp / "avg-2.pt").is_file() and (exp / "epoch-2.pt").is_file()
+    raw = torch.load(exp / "avg-2.pt", weights_only=True)
+    assert raw["averaged_from"] == ["epoch-1.pt", "epoch-2.pt"]
+    assert json.loads((exp / "lm_tuning.json").read_text())["tunings"][0]["dev_manifest"].endswith("dev.jsonl")
+
+    results = (exp / "RESULTS.md").read_text()
+    for subset in EVAL_SETS:
+        section = results.split(f"## {subset}\n")[1].split("\n## ")[0]
+        wer = {}
+        for method in ("greedy", "beam-4-gram"):
+            row = next(line for line in section.splitlines() if line.startswith(f"| {method} |"))
+            wer[method] = float(row.split("|")[2])
+            summary = json.loads((exp / "decode" / method / subset / "result.json").read_text())
+            assert wer[method] == round(100 * summary["wer"], 2)
+            assert summary["utterances"] == sum(len(list((require_sample() / s).rglob("*.flac"))) for s in SUBSETS[subset])
+        # Each table shows the commands that made it; the beam rows used the tuned weights.
+        assert f"--manifest {recipe_run['data']}/manifests/{subset}.jsonl" in section
+        assert "--decoder beam --lm" in section and "| tuned alpha=" in section
+
+    # A second run finds every stage done and touches nothing.
+    again = recipe_run["again"]
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("done before, skipped") == 10 and "=== stage" not in again.stdout
+
+
+@pytest.mark.slow
+def test_prepared_manifests_match_the_downloaded_files(recipe_run: dict, mirror_root: Path) -> None:
+    data = recipe_run["data"]
+    for subset in EVAL_SETS + ("train-clean-100",):
+        expected = {}
+        with tarfile.open(mirror_root / f"{subset}.tar.gz") as tar:
+            names = tar.getnames()
+            transcripts = [tar.extractfile(n).read().decode() for n in names if n.endswith(".trans.txt")]
+        texts = dict(line.split(" ", 1) for trans in transcripts for line in trans.splitlines())
+        for name in (n for n in names if n.endswith(".flac")):
+            path = (data / name).resolve()
+            utt_id = path.stem
+            expected[utt_id] = {"id": utt_id, "audio_filepath": str(path),
+                                "duration": round(soundfile.info(path).frames / 16_000, 4),
+                                "text": texts[utt_id], "speaker": utt_id.split("-")[0]}
+        manifest = data / "manifests" / f"{subset}.jsonl"
+        if subset == "train-clean-100":
+            manifest = data / "manifests" / "train-clean-100-sp0.9_1.0_1.1.jsonl"
+            expected = {
+                (k if f == 1.0 else f"sp{f:g}-{k}"): (row if f == 1.0 else {
+                    **row, "id": f"sp{f:g}-{k}", "speaker": f"sp{f:g}-{row['speaker']}",
+                    "duration": round(row["duration"] / f, 4), "speed": f})
+                for f in SPEEDS for k, row in expected.items()
+            }
+        rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+        assert len(rows) == len(expected) == len({r["id"] for r in rows}), subset
+        assert {r["id"]: r for r in rows} == expected, subset
+    dev = (data / "manifests" / "dev.jsonl").read_text()
+    assert dev == (data / "manifests" / "dev-clean.jsonl").read_text() + (data / "manifests" / "dev-other.jsonl").read_text()
+
+
+# --- speed perturbation (stage 2) ----------------------------------------------------------
+
+
+def _tone(path: Path, seconds: float, rate: int = 16_000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+    return path
+
+
+def test_speed_perturbation_ids_durations_and_audio(tmp_path: Path) -> None:
+    utt = Utterance("s-c-0", str(_tone(tmp_path / "a.wav", 2.0)), 2.0, "A B", "s")
+    rows = speed_perturb([utt], SPEEDS)
+    assert [(u.id, u.speaker, u.duration, u.speed) for u in rows] == [
+        ("sp0.9-s-c-0", "sp0.9-s", 2.2222, 0.9), ("s-c-0", "s", 2.0, 1.0), ("sp1.1-s-c-0", "sp1.1-s", 1.8182, 1.1)]
+    write_manifest(rows, tmp_path / "m.jsonl")
+    lines = (tmp_path / "m.jsonl").read_text().splitlines()
+    assert "speed" not in json.loads(lines[1]) and json.loads(lines[0])["speed"] == 0.9
+    assert read_manifest(tmp_path / "m.jsonl") == rows
+    for row in rows:
+        samples = load_utterance_audio(row)
+        assert abs(len(samples) - row.duration * 16_000) <= 2
+        # Tempo and pitch move together: the 440 Hz tone comes out at 440 * speed.
+        spectrum = np.abs(np.fft.rfft(samples))
+        peak = np.argmax(spectrum) * 16_000 / len(samples)
+        assert abs(peak - 440 * row.speed) < 2, (row.speed, peak)
+    with pytest.raises(ValueError, match="positive"):
+        speed_perturb([utt], [0.0])
+
+
+def test_prepare_cli_speed_perturbs_the_manifest(sample_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "train.jsonl"
+    assert main(["prepare", str(sample_dir / "1272"), "--out", str(out), "--speed-perturb", "0.9,1.0,1.1"]) == 0
+    rows = read_manifest(out)
+    assert [u.id for u in rows] == [f"{p}1272-{i}" for p in ("sp0.9-", "", "sp1.1-")
+                                    for i in ("128104-0001", "141231-0000")]
+    with pytest.raises(SystemExit):
+        main(["prepare", str(sample_dir), "--out", str(out), "--speed-perturb", "fast"])
+
+
+# --- checkpoint averaging (stage 6) ---------------------------------------------------------
+
+
+def _epochs(exp: Path, values: list[float], hidden: int = 8) -> list[Path]:
+    cfg = ExperimentConfig(model=ModelConfig(hidden=hidden, layers=1))
+    paths = []
+    for epoch, value in enumerate(values, 1):
+        model = AcousticModel(cfg.model)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(value)
+        paths.append(exp / f"epoch-{epoch}.pt")
+        save_checkpoint(paths[-1], model, cfg, Vocabulary(), state={"epoch": epoch})
+    return paths
+
+
+def test_average_of_the_last_epochs_loads_like_any_checkpoint(tmp_path: Path) -> None:
+    _epochs(tmp_path, [1.0, 2.0, 4.0, 6.0, 9.0, 11.0, 13.0, 15.0, 17.0, 20.0])
+    assert [p.name for p in last_epochs(tmp_path, 3)] == ["epoch-8.pt", "epoch-9.pt", "epoch-10.pt"]  # by number
+    assert main(["average", "--exp-dir", str(tmp_path), "--last", "3", "--out", str(tmp_path / "avg.pt")]) == 0
+    loaded = load_model(tmp_path / "avg.pt")
+    assert all(torch.allclose(p, torch.full_like(p, 52.0 / 3)) for p in loaded.model.parameters())
+    assert loaded.raw["averaged_from"] == ["epoch-8.pt", "epoch-9.pt", "epoch-10.pt"]
+    assert loaded.raw["state"] == {"epoch": 10}
+    average_checkpoints([tmp_path / "epoch-1.pt", tmp_path / "epoch-3.pt"], tmp_path / "two.pt")
+    assert all(torch.allclose(p, torch.full_like(p, 2.5)) for p in load_model(tmp_path / "two.pt").model.parameters())
+
+
+def test_average_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _epochs(tmp_path, [1.0, 2.0])
+    assert main(["average", "--exp-dir", str(tmp_path), "--last", "3", "--out", str(tmp_path / "a.pt")]) == 2
+    assert "2 epoch-N.pt checkpoint(s), 3 needed" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    other = _epochs(tmp_path / "other", [1.0], hidden=4)
+    with pytest.raises(AverageError, match="different models"):
+        average_checkpoints([other[0], tmp_path / "epoch-1.pt"], tmp_path / "a.pt")
+    assert main(["average", str(tmp_path / "epoch-1.pt"), "--exp-dir", str(tmp_path), "--out", "x.pt"]) == 2
+    assert not (tmp_path / "a.pt").exists()

@@ -1,0 +1,94 @@
+"""End to end on CPU: synthesize a few utterances, train, decode, score."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from pathlib import Path
+
+from asr.checkpoint import load_model
+from asr.config import DataConfig, ExperimentConfig, TrainConfig
+from asr.data import read_librispeech, read_manifest, write_manifest
+from asr.decode import GreedyDecoder
+from asr.evaluate import decode_utterances, score
+from asr.model import ModelConfig
+from asr.synth import SynthConfig, synthesize_corpus
+from asr.train import train
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    root = tmp_path_factory.mktemp("tiny")
+    config = SynthConfig(
+        train_utterances=6, dev_utterances=0, test_utterances=0, train_speakers=2, dev_speakers=0, test_speakers=0,
+        noise=0.0, max_words=4, seed=3, jobs=1,
+    )
+    synthesize_corpus(root / "corpus", config, progress=False)
+    utterances, skipped = read_librispeech(root / "corpus" / "train")
+    assert len(utterances) == 6 and not skipped
+    write_manifest(utterances, root / "dev.jsonl")
+    # Each utterance 10 times a manifest: one epoch is many steps, so per-epoch dev scoring
+    # and checkpointing stay a small part of the test's time.
+    write_manifest(utterances * 10, root / "train.jsonl")
+    return root
+
+
+def _config(corpus, epochs: int) -> ExperimentConfig:
+    return ExperimentConfig(
+        data=DataConfig(train_manifests=(str(corpus / "train.jsonl"),), dev_manifest=str(corpus / "dev.jsonl")),
+        model=ModelConfig(hidden=96, layers=2, stack=3, dropout=0.0),
+        train=TrainConfig(
+            epochs=epochs, max_batch_seconds=8.0, lr=5e-3, warmup_steps=20, spec_augment=False,
+            num_workers=0, stats_utterances=6, log_every=5,
+        ),
+    )
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_to_wer_zero(tiny_corpus, tmp_path):
+    state = train(_config(tiny_corpus, epochs=20), tmp_path, progress=False)
+    assert state.best_wer == 0.0
+    loaded = load_model(tmp_path / "best.pt")
+    utterances = read_manifest(tiny_corpus / "dev.jsonl")
+    hyps = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, GreedyDecoder(loaded.vocab))
+    assert score(utterances, [h.text for h in hyps]).wer == 0.0
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert losses[-1] < 0.1 * losses[0]
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_resume_continues_step_count(tiny_corpus, tmp_path):
+    first = train(_config(tiny_corpus, epochs=2), tmp_path, progress=False)
+    resumed = train(_config(tiny_corpus, epochs=3), tmp_path, resume=True, progress=False)
+    assert resumed.epoch == 3
+    steps_per_epoch = first.step // 2
+    assert resumed.step == first.step + steps_per_epoch
+    raw = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert raw["state"]["step"] == resumed.step and "optimizer" in raw
+
+
+def test_train_cli_errors_are_one_line(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text("[train]\nepochs = 'many'\n")
+    out = subprocess.run([sys.executable, "-m", "asr", "train", "--config", str(conf), "--exp-dir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "epochs" in out.stderr
+    conf.write_text("[model]\nlayers = 1\n")
+    out = subprocess.run([sys.executable, "-m", "asr", "train", "--config", str(conf), "--exp-dir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "no training manifests" in out.stderr
+
+
+def test_config_round_trips_through_dict():
+    cfg = _config(Path("corpus"), 3)
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    assert dataclasses.asdict(cfg)["model"]["hidden"] == 96
