@@ -34,18 +34,18 @@ def tiny_corpus(tmp_path_factory):
     utterances, skipped = read_librispeech(root / "corpus" / "train")
     assert len(utterances) == 6 and not skipped
     write_manifest(utterances, root / "dev.jsonl")
-    # Each utterance 10 times a manifest: one epoch is many steps, so per-epoch dev scoring
+    # Each utterance 20 times a manifest: one epoch is many steps, so per-epoch dev scoring
     # and checkpointing stay a small part of the test's time.
-    write_manifest(utterances * 10, root / "train.jsonl")
+    write_manifest(utterances * 20, root / "train.jsonl")
     return root
 
 
 def _config(corpus, epochs: int) -> ExperimentConfig:
     return ExperimentConfig(
         data=DataConfig(train_manifests=(str(corpus / "train.jsonl"),), dev_manifest=str(corpus / "dev.jsonl")),
-        model=ModelConfig(hidden=96, layers=2, stack=3, dropout=0.0),
+        model=ModelConfig(hidden=128, layers=2, stack=3, dropout=0.0),
         train=TrainConfig(
-            epochs=epochs, max_batch_seconds=8.0, lr=5e-3, warmup_steps=20, spec_augment=False,
+            epochs=epochs, max_batch_seconds=12.0, lr=5e-3, warmup_steps=20, spec_augment=False,
             num_workers=0, stats_utterances=6, log_every=5,
         ),
     )
@@ -53,7 +53,7 @@ def _config(corpus, epochs: int) -> ExperimentConfig:
 
 @pytest.mark.slow
 def test_tiny_model_overfits_to_wer_zero(tiny_corpus, tmp_path):
-    state = train(_config(tiny_corpus, epochs=20), tmp_path, progress=False)
+    state = train(_config(tiny_corpus, epochs=40), tmp_path, progress=False)
     assert state.best_wer == 0.0
     loaded = load_model(tmp_path / "best.pt")
     utterances = read_manifest(tiny_corpus / "dev.jsonl")
@@ -91,4 +91,4 @@ def test_train_cli_errors_are_one_line(tmp_path):
 def test_config_round_trips_through_dict():
     cfg = _config(Path("corpus"), 3)
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
-    assert dataclasses.asdict(cfg)["model"]["hidden"] == 96
+    assert dataclasses.asdict(cfg)["model"]["hidden"] == 128
