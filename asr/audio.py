@@ -21,11 +21,8 @@ class AudioError(Exception):
         self.reason = reason
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read ``path`` as mono float32 samples in [-1, 1] at ``sample_rate``; shape (N,).
-
-    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file.
-    """
+def check_audio_file(path: str | Path) -> Path:
+    """Raise :class:`AudioError` for a missing path, a folder or an empty file; return the Path."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "no such file")
@@ -33,6 +30,15 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(path, "is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
+    return path
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read ``path`` as mono float32 samples in [-1, 1] at ``sample_rate``; shape (N,).
+
+    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file.
+    """
+    path = check_audio_file(path)
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:

@@ -24,7 +24,7 @@ import soxr
 import torch
 
 from asr.align import DIGITAL_SILENCE_DB, Word, align_words, energy_db, loud_frames, noise_floor
-from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, _one_line
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, _one_line, check_audio_file
 from asr.checkpoint import LoadedModel
 from asr.inference import log_probs, pad_waves
 
@@ -141,13 +141,7 @@ def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterat
     Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file, also
     when the damage is found part-way through.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "no such file")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "file is empty (0 bytes)")
+    path = check_audio_file(path)
     try:
         with sf.SoundFile(str(path)) as f:
             rate = f.samplerate
