@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from asr.config import ExperimentConfig, load_config
+from asr.config import load_config
 from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
 from asr.features import log_mel, spec_augment
 from asr.model import AcousticModel

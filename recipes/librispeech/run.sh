@@ -112,17 +112,7 @@ quoted() {  # the arguments as one shell command line, quoted only where needed
   done
   echo "${out[*]}"
 }
-mkdir -p "$EXP/.done"
-run_stage() {  # run_stage N "description" command...: runs unless marked done or out of range
-  local n=$1 what=$2; shift 2
-  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
-  if [ -f "$EXP/.done/$n" ]; then echo "stage $n ($what): done before, skipped"; return 0; fi
-  echo "=== stage $n: $what"
-  local start=$SECONDS
-  "$@"
-  echo "=== stage $n finished in $((SECONDS - start)) s"
-  touch "$EXP/.done/$n"
-}
+source recipes/stages.sh
 
 download_corpus() {
   asr download librispeech --subsets "$train_set" "${eval_sets[@]}" --dest "$DATA" "${mirror_args[@]}"
