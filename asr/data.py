@@ -335,11 +335,18 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.sortagrad = sortagrad
         self.epoch = 0
+        # The batches of one epoch, built once: len() is asked every training step.
+        self._cached: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:
+        if self._cached is None or self._cached[0] != self.epoch:
+            self._cached = (self.epoch, self._build_batches())
+        return self._cached[1]
+
+    def _build_batches(self) -> list[list[int]]:
         rng = random.Random(self.seed + self.epoch)
         order = list(range(len(self.durations)))
         if self.shuffle:
