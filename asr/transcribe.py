@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 
 from asr.align import DIGITAL_SILENCE_DB, Word, align_words, energy_db, loud_frames, noise_floor
-from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, _one_line, check_audio_file
+from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, SAMPLE_RATE, AudioError, stream_audio
 from asr.checkpoint import LoadedModel
 from asr.inference import log_probs, pad_waves
 
@@ -34,7 +32,6 @@ MIN_PAUSE_SECONDS = 0.25  # silence that may end a piece of a long file: longer 
 PAUSE_FRAME = 160  # samples: 10 ms frames for finding pauses
 PAUSE_DEPTH_DB = 20.0  # pauses are sought only where speech (90th percentile) is this far above the floor
 MAX_BATCH_SECONDS = 240.0  # padded audio per forward pass; bounds memory on any device
-READ_SECONDS = 10.0  # audio read from a file at a time
 
 
 @dataclass(frozen=True)
@@ -132,42 +129,6 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
 
 
 # --- reading --------------------------------------------------------------------------------
-
-
-def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
-    """Yield a file's audio as consecutive blocks of 16 kHz mono float32 samples, each (N,).
-
-    The same samples as :func:`asr.audio.load_audio`, read ``read_seconds`` at a time.
-    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file, also
-    when the damage is found part-way through.
-    """
-    path = check_audio_file(path)
-    try:
-        with sf.SoundFile(str(path)) as f:
-            rate = f.samplerate
-            resampler = None
-            if rate != SAMPLE_RATE:
-                resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            block = max(1, int(read_seconds * rate))
-            total = 0
-            while True:
-                samples = f.read(block, dtype="float32", always_2d=True)  # (N, C)
-                last = len(samples) < block
-                total += len(samples)
-                if total == 0:
-                    raise AudioError(path, "audio has no samples")
-                mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-                if not np.isfinite(mono).all():
-                    raise AudioError(path, "audio holds NaN or infinite samples")
-                if resampler is not None:
-                    mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
-                if len(mono):
-                    # Float files may exceed full scale; clipping keeps features in the range the model saw.
-                    yield np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
-                if last:
-                    return
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
 
 
 # --- cutting long files ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ import soxr
 import torch
 from torch import nn
 
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
 from asr.checkpoint import LoadedModel, load_model, save_checkpoint
 from asr.cli import main
 from asr.config import ExperimentConfig
@@ -44,7 +44,6 @@ from asr.transcribe import (
     _pieces,
     _Stitcher,
     find_inputs,
-    stream_audio,
     transcribe_files,
 )
 
