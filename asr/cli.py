@@ -169,17 +169,20 @@ def cmd_tune_lm(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.data import read_manifest
+    from asr.decode import GreedyDecoder
     from asr.evaluate import decode_utterances, format_summary, score, write_reports
 
     loaded = _load(args)
     utterances = read_manifest(args.manifest)
     if not utterances:
         return _fail(f"{args.manifest}: manifest has no utterances")
-    hyps = decode_utterances(
-        loaded.model, loaded.config.features, loaded.vocab, utterances, _decoder(args, loaded), progress=not args.json
-    )
+    decoder = _decoder(args, loaded)
+    hyps = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder, progress=not args.json)
     result = score(utterances, [h.text for h in hyps])
-    out_dir = Path(args.out_dir) if args.out_dir else Path(args.model).parent / f"decode-{Path(args.manifest).stem}"
+    # The default folder names the decoding, so a beam run does not overwrite a greedy one.
+    method = "greedy" if isinstance(decoder, GreedyDecoder) else ("beam-lm" if args.lm else "beam")
+    default_dir = Path(args.model).parent / f"decode-{Path(args.manifest).stem}-{method}"
+    out_dir = Path(args.out_dir) if args.out_dir else default_dir
     write_reports(result, out_dir, [u.speaker for u in utterances])
     if args.json:
         print(json.dumps({**result.summary(), "output_dir": str(out_dir)}))
@@ -190,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from asr.export import OnnxDependencyError, OnnxModel, OnnxModelError
+    from asr.export import OnnxModel
     from asr.formats import FORMATS, to_json, write_outputs
     from asr.transcribe import TranscribeOptions, find_inputs, transcribe_files
 
@@ -206,10 +209,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if Path(args.model).suffix == ".onnx":
         if args.device not in ("auto", "cpu"):
             return _fail(f"ONNX models run on the CPU here; use --device cpu, or the .pt checkpoint for {args.device}")
-        try:
-            loaded = OnnxModel(args.model)
-        except (OnnxDependencyError, OnnxModelError) as err:
-            return _fail(str(err))
+        loaded = OnnxModel(args.model)
     else:
         loaded = _load(args)
     decoder = _decoder(args, loaded)

@@ -62,6 +62,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def unknown_characters(self, text: str) -> list[str]:
+        """The characters of ``text`` the vocabulary cannot encode, sorted, each once."""
+        return sorted(set(text) - self._index.keys())
+
     def encode(self, text: str) -> list[int]:
         """Map an already normalised text to token ids (no blanks)."""
         index = self._index

@@ -51,13 +51,12 @@ class TrainingState:
 
 def _encodable(utterances: list[Utterance], vocab: Vocabulary, max_duration: float) -> tuple[list[Utterance], dict[str, int]]:
     kept, dropped = [], {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0}
-    allowed = set(vocab.tokens)
     for u in utterances:
         if u.duration > max_duration:
             dropped["too long"] += 1
         elif not u.text:
             dropped["empty transcript"] += 1
-        elif not set(u.text) <= allowed:
+        elif vocab.unknown_characters(u.text):
             dropped["characters outside the vocabulary"] += 1
         else:
             kept.append(u)

@@ -67,7 +67,6 @@ def validate_manifest(
     problems: list[Problem] = []
     rows: list[tuple[int, Utterance]] = []
     first_line: dict[str, int] = {}
-    allowed = set(vocab.tokens)
     with path.open(encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -88,7 +87,7 @@ def validate_manifest(
             if not utt.text.strip():
                 problems.append(Problem(str(path), number, utt.id, EMPTY_TEXT, "the transcript is empty"))
             else:
-                outside = sorted(set(utt.text) - allowed)
+                outside = vocab.unknown_characters(utt.text)
                 if outside:
                     problems.append(Problem(
                         str(path), number, utt.id, OUT_OF_VOCABULARY,
