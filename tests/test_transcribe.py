@@ -484,8 +484,6 @@ def _espeak(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
 @needs_trained_model
 @needs_espeak
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 5 open: the 2026-11-21 demo model (17.8% test WER) misreads isolated espeak words "
-                          "(10 words heard as 12), so their times cannot be compared", strict=False)
 def test_trained_model_times_separately_spoken_words_within_100_ms(tmp_path: Path) -> None:
     words = "PEOPLE OFTEN WALK TO SCHOOL WHEN THE WEATHER IS GOOD".split()
     rng = np.random.default_rng(0)
@@ -508,8 +506,8 @@ def test_trained_model_times_separately_spoken_words_within_100_ms(tmp_path: Pat
 @needs_trained_model
 @needs_espeak
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 5 open: with the 2026-11-21 demo model the 10-minute file scored 26.2% WER "
-                          "against 16.6% utterance by utterance", strict=False)
+@pytest.mark.xfail(reason="issue 5 open: with the 2026-11-21 demo model (13.5% test WER) the 10-minute file "
+                          "scored 20.2% WER against 10.9% utterance by utterance", strict=False)
 def test_trained_model_ten_minute_file_wer_matches_one_by_one(tmp_path: Path) -> None:
     from asr.synth import SynthConfig, synthesize_corpus
 
