@@ -23,6 +23,7 @@ from asr.text import Vocabulary
 
 FORMAT = "asr-checkpoint"
 FORMAT_VERSION = 1
+PARTIAL_PREFIX = "."  # a checkpoint being written is a hidden file beside its final name
 
 
 class CheckpointError(ValueError):
@@ -38,7 +39,11 @@ class LoadedModel:
 
 
 def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentConfig, vocab: Vocabulary, **extra: Any) -> None:
-    """Write atomically: a crash mid-write leaves the previous file at ``path`` intact."""
+    """Write atomically: a crash mid-write leaves the previous file at ``path`` intact.
+
+    A write that fails (disk full, read-only folder) raises :class:`CheckpointError` and
+    leaves no partial file behind.
+    """
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -48,16 +53,29 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}.tmp{os.getpid()}")
     try:
         with tmp.open("wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write" in str(err)):
+            # torch.save reports a failed write as RuntimeError ("... file write failed").
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())[:160]
+            kept = "; the previous checkpoint there is intact" if path.exists() else ""
+            raise CheckpointError(f"{path}: cannot write checkpoint ({reason}){kept}") from None
         raise
+
+
+def remove_partial_checkpoints(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that were killed; return them."""
+    stale = sorted(Path(folder).glob(f"{PARTIAL_PREFIX}*.pt.tmp*"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

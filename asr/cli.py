@@ -56,14 +56,24 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         utterances += good
         skipped += bad
     for item in skipped:
-        print(f"skipped: {item}", file=sys.stderr)
+        print(f"asr: skipped {item.path}: {item.reason}", file=sys.stderr)
     if args.speed_perturb:
         utterances = speed_perturb(utterances, args.speed_perturb)
     count = write_manifest(utterances, args.out)
     hours = sum(u.duration for u in utterances) / 3600
     factors = f" at speeds {', '.join(f'{f:g}' for f in args.speed_perturb)}" if args.speed_perturb else ""
-    print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; skipped {len(skipped)}")
-    return EXIT_PARTIAL_FAILURE if skipped and args.strict else 0
+    print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; skipped {len(skipped)}"
+          + (f" ({_count_reasons(item.reason for item in skipped)})" if skipped else ""))
+    return EXIT_PARTIAL_FAILURE if skipped else 0
+
+
+def _count_reasons(reasons) -> str:
+    """"2 x file is empty (0 bytes), 1 x cannot decode audio": reasons without their details."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        kind = reason.split(" (", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _speed_factors(text: str) -> tuple[float, ...]:
@@ -156,15 +166,17 @@ def cmd_tune_lm(args: argparse.Namespace) -> int:
         points = grid_points(alphas, betas)
     loaded = _load(args)
     utterances = read_manifest(args.manifest)
-    results, tuned = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
+    results, tuned, skipped = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
                              progress=not args.quiet)
+    for utterance_id, error in skipped.items():
+        print(f"asr: error: {error} (utterance {utterance_id} left out of tuning)", file=sys.stderr)
     print(f"{'alpha':>8} {'beta':>8} {'WER %':>8} {'CER %':>8}")
     for point in results[: args.top]:
         print(f"{point.alpha:8.3f} {point.beta:8.3f} {100 * point.wer:8.2f} {100 * point.cer:8.2f}")
     print(f"best: alpha={tuned.alpha:g} beta={tuned.beta:g}, WER {100 * tuned.wer:.2f}% CER {100 * tuned.cer:.2f}% "
           f"on {tuned.utterances} utterances ({len(points)} points, beam width {tuned.beam_width}); stored in "
           f"{tuned.source}, used by asr evaluate and asr transcribe with --lm {args.lm}")
-    return 0
+    return EXIT_PARTIAL_FAILURE if skipped else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -177,8 +189,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not utterances:
         return _fail(f"{args.manifest}: manifest has no utterances")
     decoder = _decoder(args, loaded)
-    hyps = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder, progress=not args.json)
-    result = score(utterances, [h.text for h in hyps])
+    decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder,
+                                progress=not args.json)
+    # An utterance whose audio cannot be read is reported, listed in skipped.txt and left out of the score.
+    skipped = {utterances[i].id: error for i, error in decoded.failures.items()}
+    for error in skipped.values():
+        print(f"asr: error: {error}", file=sys.stderr)
+    utterances = decoded.decoded(utterances)
+    if not utterances:
+        return _fail(f"{args.manifest}: no utterance's audio could be read ({len(skipped)} failed)",
+                     EXIT_PARTIAL_FAILURE)
+    result = score(utterances, decoded.texts, skipped)
     # The default folder names the decoding, so a beam run does not overwrite a greedy one.
     method = "greedy" if isinstance(decoder, GreedyDecoder) else ("beam-lm" if args.lm else "beam")
     default_dir = Path(args.model).parent / f"decode-{Path(args.manifest).stem}-{method}"
@@ -189,6 +210,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_summary(result))
         print(f"per-utterance results and sclite trn files in {out_dir}")
+    if skipped:
+        print(f"{len(skipped)} utterance{'s' * (len(skipped) != 1)} skipped: audio could not be read "
+              f"(listed in {out_dir / 'skipped.txt'})", file=sys.stderr)
+        return EXIT_PARTIAL_FAILURE
     return 0
 
 
@@ -325,7 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="subset folder(s) holding speaker folders")
     p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
     p.add_argument("--jobs", type=int, help="decoding threads (default: all cores)")
-    p.add_argument("--strict", action="store_true", help="exit 1 if any entry was skipped")
     p.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
                    help="also list each utterance at these speeds, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
                         "the audio is resampled when loaded, nothing is written to disk)")
@@ -439,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error_line(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or ' '.join(str(err).split())}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from asr.errors import USER_ERRORS
@@ -447,5 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as err:
         return _fail(" ".join(str(err).split()))
+    except OSError as err:  # the system refused: disk full, read-only folder, no permission, ...
+        return _fail(_os_error_line(err))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

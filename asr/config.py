@@ -42,6 +42,7 @@ class TrainConfig:
     stats_utterances: int = 400  # utterances sampled for feature normalisation statistics
     log_every: int = 25  # steps between metric lines
     keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)
+    checkpoint_every: int = 0  # optimizer steps between mid-epoch saves of last.pt (0: at epoch ends only)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ def _build(kind: type, values: dict[str, Any], where: str) -> Any:
         elif default is not None and not isinstance(value, type(default)):
             raise ConfigError(f"{where}: {name} = {value!r} should be of type {type(default).__name__}")
         converted[name] = value
-    return kind(**converted)
+    try:
+        return kind(**converted)
+    except ValueError as err:  # a dataclass's own check of its values
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:

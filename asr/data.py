@@ -15,7 +15,7 @@ import os
 import random
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,23 +62,34 @@ class ManifestError(ValueError):
     """A manifest that cannot be read; the message names the file and line."""
 
 
-def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> dict[str, str]:
+def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> tuple[dict[str, str], set[str]]:
+    """Lines of the chapter's ``*.trans.txt`` files, id -> raw text, and the ids of lines
+    skipped as not valid UTF-8 (each on its own: the rest of its file still counts)."""
     texts: dict[str, str] = {}
+    bad: set[str] = set()
     for trans in sorted(chapter_dir.glob("*.trans.txt")):
         try:
-            lines = trans.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            skipped.append(Skipped(str(trans), f"cannot read transcript ({type(err).__name__})"))
+            lines = trans.read_bytes().splitlines()
+        except OSError as err:
+            skipped.append(Skipped(str(trans), f"cannot read transcript ({err.strerror or err})"))
             continue
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
+        for number, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                utt_id = raw.split(b" ", 1)[0].decode("utf-8", "replace")
+                bad.add(utt_id)
+                skipped.append(Skipped(f"{trans}:{number}", f"transcript line is not valid UTF-8 (utterance "
+                                       f"{utt_id}: byte 0x{raw[err.start]:02x} at column {err.start + 1})"))
                 continue
-            utt_id, _, text = line.strip().partition(" ")
+            if not line:
+                continue
+            utt_id, _, text = line.partition(" ")
             if utt_id in texts:
-                skipped.append(Skipped(f"{trans}:{number}", f"duplicate utterance id {utt_id}"))
+                skipped.append(Skipped(f"{trans}:{number}", f"duplicate utterance id ({utt_id})"))
                 continue
             texts[utt_id] = text
-    return texts
+    return texts, bad
 
 
 def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
@@ -111,7 +122,7 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
     pending: list[tuple[str, Path, str, str]] = []  # id, audio path, text, speaker
     chapter_dirs = sorted({trans.parent for trans in root.rglob("*.trans.txt")})
     for chapter_dir in chapter_dirs:
-        texts = _transcripts(chapter_dir, skipped)
+        texts, bad_lines = _transcripts(chapter_dir, skipped)
         for utt_id, raw_text in sorted(texts.items()):
             audio = _find_audio(chapter_dir, utt_id)
             if audio is None:
@@ -122,7 +133,7 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
                 skipped.append(Skipped(str(audio), "transcript is empty after normalisation"))
                 continue
             pending.append((utt_id, audio, text, utt_id.split("-")[0]))
-        listed = set(texts)
+        listed = set(texts) | bad_lines
         for audio in sorted(p for s in AUDIO_SUFFIXES for p in chapter_dir.glob(f"*{s}")):
             if audio.stem not in listed:
                 skipped.append(Skipped(str(audio), "audio file has no transcript line"))
@@ -160,13 +171,13 @@ def read_manifest(path: str | Path) -> list[Utterance]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                rows.append(manifest_row(json.loads(line), path.parent))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+                rows.append(manifest_row(json.loads(raw.decode("utf-8")), path.parent))
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
                 raise ManifestError(f"{path}:{number}: not a manifest row ({type(err).__name__}: {err})") from None
     return rows
 
@@ -237,7 +248,12 @@ def load_utterance_audio(utt: Utterance) -> np.ndarray:
 
 
 class SpeechDataset(Dataset):
-    """Utterances as (waveform (N,), token ids (L,)) pairs; audio is read lazily."""
+    """Utterances as (waveform (N,), token ids (L,), index, None) items; audio is read lazily.
+
+    An utterance whose audio cannot be read (deleted, truncated, corrupt since the manifest
+    was written) becomes ``(None, None, index, reason)``: :func:`collate` leaves it out of
+    the batch and lists it in ``Batch.failed``, so one bad file never stops a run.
+    """
 
     def __init__(self, utterances: list[Utterance], vocab: Vocabulary) -> None:
         self.utterances = utterances
@@ -246,22 +262,30 @@ class SpeechDataset(Dataset):
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, torch.Tensor | None, int, str | None]:
         utt = self.utterances[index]
-        wave = torch.from_numpy(load_utterance_audio(utt))
+        try:
+            wave = torch.from_numpy(load_utterance_audio(utt))
+        except AudioError as err:
+            return None, None, index, str(err)
         tokens = torch.tensor(self.vocab.encode(utt.text), dtype=torch.long)
-        return wave, tokens, index
+        return wave, tokens, index, None
 
 
 @dataclass
 class Batch:
-    """A padded batch. Tensors: waves (B, N), wave_lengths (B,), targets (B, L), target_lengths (B,)."""
+    """A padded batch. Tensors: waves (B, N), wave_lengths (B,), targets (B, L), target_lengths (B,).
+
+    ``indices`` are the dataset indices of its B utterances; ``failed`` holds (index, error
+    line) for those of the sampled batch whose audio could not be read. B may be 0.
+    """
 
     waves: torch.Tensor
     wave_lengths: torch.Tensor
     targets: torch.Tensor
     target_lengths: torch.Tensor
     indices: list[int]
+    failed: list[tuple[int, str]] = field(default_factory=list)
 
     def pin_memory(self) -> "Batch":
         # DataLoader calls this when pin_memory=True, so host->GPU copies can be asynchronous.
@@ -271,6 +295,7 @@ class Batch:
             self.targets.pin_memory(),
             self.target_lengths.pin_memory(),
             self.indices,
+            self.failed,
         )
 
     def to(self, device: torch.device) -> "Batch":
@@ -280,6 +305,7 @@ class Batch:
             self.targets.to(device, non_blocking=True),
             self.target_lengths.to(device, non_blocking=True),
             self.indices,
+            self.failed,
         )
 
     @property
@@ -287,16 +313,20 @@ class Batch:
         return float(self.wave_lengths.sum()) / SAMPLE_RATE
 
 
-def collate(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
-    waves, tokens, indices = zip(*items)
-    wave_lengths = torch.tensor([len(w) for w in waves])
-    target_lengths = torch.tensor([len(t) for t in tokens])
+def collate(items: list[tuple[torch.Tensor | None, torch.Tensor | None, int, str | None]]) -> Batch:
+    good = [item for item in items if item[3] is None]
+    failed = [(index, error) for _, _, index, error in items if error is not None]
+    if not good:
+        empty = torch.zeros(0, 0)
+        return Batch(empty, torch.zeros(0, dtype=torch.long), empty.long(), torch.zeros(0, dtype=torch.long), [], failed)
+    waves, tokens, indices, _ = zip(*good)
     return Batch(
         torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),
-        wave_lengths,
+        torch.tensor([len(w) for w in waves]),
         torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True),
-        target_lengths,
+        torch.tensor([len(t) for t in tokens]),
         list(indices),
+        failed,
     )
 
 
@@ -335,11 +365,17 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.sortagrad = sortagrad
         self.epoch = 0
+        self.start = 0  # batches of this epoch to pass over (resuming mid-epoch)
         # The batches of one epoch, built once: len() is asked every training step.
         self._cached: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self.start = 0
+
+    def start_at(self, batch: int) -> None:
+        """Make this epoch's iteration begin at its ``batch``-th batch; ``len()`` still counts all."""
+        self.start = batch
 
     def _batches(self) -> list[list[int]]:
         if self._cached is None or self._cached[0] != self.epoch:
@@ -377,7 +413,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        return iter(self._batches()[self.start :])
 
     def __len__(self) -> int:
         return len(self._batches())

@@ -31,7 +31,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CorpusMismatchError,
     UnknownCharacterError,
     TrainingError,
-    FileNotFoundError,
-    PermissionError,
-    IsADirectoryError,
 )
+# Any other OSError (disk full, read-only file system, no permission, no such file) is the
+# system refusing what the user asked; the CLI reports its file name and reason in one line.

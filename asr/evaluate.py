@@ -19,6 +19,22 @@ from asr.model import AcousticModel
 from asr.text import Vocabulary
 
 
+@dataclass
+class Decoded:
+    """What :func:`decode_utterances` returns, in input order."""
+
+    hypotheses: list[Hypothesis | None]  # None where the audio could not be read
+    failures: dict[int, str] = field(default_factory=dict)  # input index -> one error line
+
+    @property
+    def texts(self) -> list[str]:
+        """Hypothesis texts of the utterances that were decoded."""
+        return [h.text for h in self.hypotheses if h is not None]
+
+    def decoded(self, utterances: list[Utterance]) -> list[Utterance]:
+        """The utterances that were decoded (``utterances`` is the list that was decoded)."""
+        return [u for u, h in zip(utterances, self.hypotheses) if h is not None]
+
 
 @dataclass
 class EvalResult:
@@ -27,6 +43,7 @@ class EvalResult:
     ids: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # utterance id -> why it was not decoded
 
     @property
     def wer(self) -> float:
@@ -49,6 +66,7 @@ class EvalResult:
             "char_deletions": self.chars.deletions,
             "char_insertions": self.chars.insertions,
             "utterances": len(self.ids),
+            "skipped": len(self.skipped),
         }
 
 
@@ -62,31 +80,39 @@ def decode_utterances(
     max_batch_seconds: float = 200.0,
     num_workers: int = 0,
     progress: bool = False,
-) -> list[Hypothesis]:
+) -> Decoded:
     """Run model and ``decoder`` over utterances; hypotheses come back in input order.
 
     ``decoder`` is any callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
+    An utterance whose audio cannot be read gets no hypothesis and an entry in ``failures``;
+    the others are decoded all the same.
     """
     # Dataset encodes references; decoding must not depend on them being encodable.
     dataset = SpeechDataset([dataclasses.replace(u, text="") for u in utterances], vocab)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
-    hyps: list[Hypothesis | None] = [None] * len(utterances)
+    result = Decoded([None] * len(utterances))
     was_training = model.training
     model.eval()
     try:
         for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, leave=False):
+            result.failures.update(batch.failed)
+            if not batch.indices:
+                continue
             lp, lengths = log_probs(model, features, batch.waves, batch.wave_lengths)
             for index, hyp in zip(batch.indices, decoder(lp, lengths)):
-                hyps[index] = hyp
+                result.hypotheses[index] = hyp
     finally:
         model.train(was_training)
-    return hyps  # type: ignore[return-value]
+    result.failures = dict(sorted(result.failures.items()))
+    return result
 
 
-def score(utterances: list[Utterance], hypotheses: list[str]) -> EvalResult:
+def score(utterances: list[Utterance], hypotheses: list[str], skipped: dict[str, str] | None = None) -> EvalResult:
+    """Score decoded utterances; ``skipped`` (id -> reason) lists those that could not be decoded."""
     words, chars = corpus_errors([(u.text, h) for u, h in zip(utterances, hypotheses)])
-    return EvalResult(words, chars, [u.id for u in utterances], [u.text for u in utterances], list(hypotheses))
+    return EvalResult(words, chars, [u.id for u in utterances], [u.text for u in utterances], list(hypotheses),
+                      dict(skipped or {}))
 
 
 def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] | None = None) -> list[Path]:
@@ -110,6 +136,12 @@ def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] |
         for i, r, h in zip(result.ids, result.references, result.hypotheses):
             if r != h:
                 f.write(f"{i}\n  REF: {r}\n  HYP: {h}\n")
+    if result.skipped:
+        (out / "skipped.txt").write_text("".join(f"{i} {reason}\n" for i, reason in result.skipped.items()),
+                                         encoding="utf-8")
+        written.append(out / "skipped.txt")
+    else:
+        (out / "skipped.txt").unlink(missing_ok=True)  # from an earlier run
     summary = out / "wer.json"
     summary.write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
     return written + [errors, summary]

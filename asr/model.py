@@ -1,4 +1,8 @@
-"""The acoustic model: frame stacking, bidirectional LSTM layers, a linear output layer.
+"""The acoustic model: frame stacking, recurrent layers, a linear output layer.
+
+The recurrent cell is a choice: LSTM (the default), GRU or a vanilla tanh RNN, each
+bidirectional (the default) or unidirectional, which makes the model causal: its output at
+a frame depends on no later frame.
 
 It maps normalised log-mel features to CTC log-probabilities and knows nothing of
 decoding, text or files.
@@ -13,15 +17,33 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     n_mels: int = 80  # input feature bins
     vocab_size: int = 29  # output tokens, blank included
-    stack: int = 3  # frames stacked into one: 10 ms hop -> 30 ms per LSTM step
-    hidden: int = 256  # LSTM units per direction
+    stack: int = 3  # frames stacked into one: 10 ms hop -> 30 ms per recurrent step
+    hidden: int = 256  # recurrent units per direction
     layers: int = 3
-    dropout: float = 0.1  # between LSTM layers and before the output layer
-    packed: bool = False  # run the LSTMs on PackedSequences (see AcousticModel)
+    dropout: float = 0.1  # between recurrent layers and before the output layer
+    packed: bool = False  # run the recurrent layers on PackedSequences (see RecurrentLayer)
+    cell: str = "lstm"  # lstm | gru | rnn
+    bidirectional: bool = True  # False: causal, each output sees only the frames up to it
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell = {self.cell!r}: choose one of {', '.join(CELLS)}")
+        if min(self.n_mels, self.vocab_size, self.stack, self.hidden, self.layers) < 1:
+            raise ValueError("n_mels, vocab_size, stack, hidden and layers must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def width(self) -> int:
+        """Features per frame between the recurrent layers: hidden x directions."""
+        return self.hidden * (2 if self.bidirectional else 1)
 
 
 def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -35,38 +57,44 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
-class BiRecurrentLayer(nn.Module):
-    """One bidirectional layer as two unidirectional LSTMs.
+class RecurrentLayer(nn.Module):
+    """One recurrent layer: a forward RNN and, if bidirectional, a backward one.
 
-    The backward LSTM reads each sequence reversed within its own length, so neither
-    direction ever sees padding and outputs at valid frames are exact. Without packing the
-    LSTMs run on the padded tensor (padding frames compute values that are ignored); this
-    is ~3x faster to train on CPU than PackedSequence, whose backward pass is slow there.
-    With ``packed`` the same weights run on PackedSequences (no work on padding), the
-    usual choice on GPU. Both give the same outputs at valid frames.
+    Each direction is its own unidirectional module. The backward one reads each sequence
+    reversed within its own length, so neither direction ever sees padding and outputs at
+    valid frames are exact. Without packing the RNNs run on the padded tensor (padding
+    frames compute values that are ignored); this is ~3x faster to train on CPU than
+    PackedSequence, whose backward pass is slow there. With ``packed`` the same weights run
+    on PackedSequences (no work on padding), the usual choice on GPU. Both give the same
+    outputs at valid frames.
     """
 
-    def __init__(self, input_size: int, hidden: int, packed: bool) -> None:
+    def __init__(self, input_size: int, hidden: int, cell: str, bidirectional: bool, packed: bool) -> None:
         super().__init__()
-        self.forward_rnn = nn.LSTM(input_size, hidden, batch_first=True)
-        self.backward_rnn = nn.LSTM(input_size, hidden, batch_first=True)
+        rnn = CELLS[cell]
+        self.forward_rnn = rnn(input_size, hidden, batch_first=True)
+        self.backward_rnn = rnn(input_size, hidden, batch_first=True) if bidirectional else None
         self.packed = packed
-        for rnn in (self.forward_rnn, self.backward_rnn):
-            # Forget-gate bias 1 (Jozefowicz et al., 2015): cells start by remembering, which
-            # shortens CTC's initial all-blank plateau. PyTorch orders gates i, f, g, o.
-            with torch.no_grad():
-                rnn.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
-                rnn.bias_hh_l0[hidden : 2 * hidden].fill_(0.0)
+        if cell == "lstm":
+            for module in (self.forward_rnn, self.backward_rnn):
+                if module is not None:
+                    # Forget-gate bias 1 (Jozefowicz et al., 2015): cells start by remembering, which
+                    # shortens CTC's initial all-blank plateau. PyTorch orders gates i, f, g, o.
+                    with torch.no_grad():
+                        module.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
+                        module.bias_hh_l0[hidden : 2 * hidden].fill_(0.0)
 
-    def _run(self, rnn: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def _run(self, rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.packed:
             return rnn(x)[0]
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.shape[1])[0]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D), lengths: (B,) -> (B, T, 2H): forward and backward states concatenated."""
+        """x: (B, T, D), lengths: (B,) -> (B, T, H), or (B, T, 2H) with the backward states after the forward ones."""
         ahead = self._run(self.forward_rnn, x, lengths)
+        if self.backward_rnn is None:
+            return ahead
         back = reverse_within_lengths(self._run(self.backward_rnn, reverse_within_lengths(x, lengths), lengths), lengths)
         return torch.cat([ahead, back], dim=-1)
 
@@ -83,9 +111,9 @@ class AcousticModel(nn.Module):
         self.cfg = cfg
         self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feat_std", torch.ones(cfg.n_mels))
-        width = cfg.hidden * 2
+        width = cfg.width
         self.input_proj = nn.Sequential(nn.Linear(cfg.n_mels * cfg.stack, width), nn.LayerNorm(width), nn.GELU())
-        self.layers = nn.ModuleList(BiRecurrentLayer(width, cfg.hidden, cfg.packed) for _ in range(cfg.layers))
+        self.layers = nn.ModuleList(RecurrentLayer(width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed) for _ in range(cfg.layers))
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(width, cfg.vocab_size)
 
@@ -124,6 +152,6 @@ class AcousticModel(nn.Module):
         for i, layer in enumerate(self.layers):
             if i:
                 x = self.dropout(x)
-            x = layer(x, out_lengths)  # (B, T', 2H)
+            x = layer(x, out_lengths)  # (B, T', width)
         logits = self.output(self.dropout(x))
         return logits.float().log_softmax(dim=-1), out_lengths

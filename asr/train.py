@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -22,12 +23,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.checkpoint import read_checkpoint, save_checkpoint
+from asr.checkpoint import read_checkpoint, remove_partial_checkpoints, save_checkpoint
 from asr.config import ExperimentConfig
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
-from asr.features import feature_stats, log_mel, spec_augment
+from asr.features import feature_stats, log_mel, num_frames, spec_augment
 from asr.inference import resolve_device
 from asr.model import AcousticModel
 from asr.text import Vocabulary
@@ -43,21 +44,36 @@ class TrainingState:
 
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
+    epoch_batches: int = 0  # batches of epoch ``epoch + 1`` done when a mid-epoch checkpoint was saved
     best_wer: float = math.inf
     best_epoch: int = 0
     audio_seconds: float = 0.0  # training audio processed so far
     train_seconds: float = 0.0  # wall time spent in the training loop
 
 
-def _encodable(utterances: list[Utterance], vocab: Vocabulary, max_duration: float) -> tuple[list[Utterance], dict[str, int]]:
-    kept, dropped = [], {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0}
+def ctc_frames_needed(text: str) -> int:
+    """Fewest output frames CTC needs for ``text``: one per character, plus a blank between
+    each pair of equal neighbours ("LL" needs three)."""
+    return len(text) + sum(a == b for a, b in zip(text, text[1:]))
+
+
+def _encodable(utterances: list[Utterance], vocab: Vocabulary, cfg: ExperimentConfig) -> tuple[list[Utterance], dict[str, int]]:
+    dropped = {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0,
+               "transcript longer than its audio's frames can carry": 0}
+    kept = []
+    sample_rate = cfg.features.sample_rate
     for u in utterances:
-        if u.duration > max_duration:
+        if u.duration > cfg.data.max_duration:
             dropped["too long"] += 1
         elif not u.text:
             dropped["empty transcript"] += 1
         elif vocab.unknown_characters(u.text):
             dropped["characters outside the vocabulary"] += 1
+        elif ctc_frames_needed(u.text) > math.ceil(
+            num_frames(round(u.duration * sample_rate), cfg.features) / cfg.model.stack
+        ):
+            # CTC cannot align it: its loss would be infinite (zeroed), a wasted slot in the batch.
+            dropped["transcript longer than its audio's frames can carry"] += 1
         else:
             kept.append(u)
     return kept, {k: v for k, v in dropped.items() if v}
@@ -154,6 +170,8 @@ def train(
         torch.cuda.set_device(dev_device)
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        remove_partial_checkpoints(exp_dir)  # a run killed while saving leaves its temporary file
     torch.manual_seed(cfg.train.seed)
 
     # Data. Utterances the vocabulary cannot spell or that are too long are left out, and said so.
@@ -162,14 +180,14 @@ def train(
     if not cfg.data.train_manifests:
         raise TrainingError("no training manifests: set data.train_manifests in the config")
     train_utts = [u for m in cfg.data.train_manifests for u in read_manifest(m)]
-    train_utts, dropped = _encodable(train_utts, vocab, cfg.data.max_duration)
+    train_utts, dropped = _encodable(train_utts, vocab, cfg)
     if not train_utts:
         raise TrainingError(f"no usable training utterances in {list(cfg.data.train_manifests)} (left out: {dropped})")
     dev_utts = read_manifest(cfg.data.dev_manifest) if cfg.data.dev_manifest else []
     if cfg.data.dev_max_utterances and len(dev_utts) > cfg.data.dev_max_utterances:
         dev_utts = random.Random(0).sample(dev_utts, cfg.data.dev_max_utterances)
     if main_process and dropped:
-        print(f"left out of training: {dropped}", flush=True)
+        print("left out of training: " + ", ".join(f"{n} {why}" for why, n in dropped.items()), flush=True)
 
     sampler = BucketBatchSampler(
         [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed,
@@ -199,6 +217,14 @@ def train(
     last_path, best_path, metrics_path = exp_dir / "last.pt", exp_dir / "best.pt", exp_dir / "metrics.jsonl"
     if resume and last_path.exists():
         raw = read_checkpoint(last_path)
+        if tuple(raw.get("vocab", ())) != vocab.tokens:
+            raise TrainingError(f"{last_path} was trained with another vocabulary ({len(raw.get('vocab', ()))} tokens, "
+                                f"this asr has {len(vocab)}); train into a new --exp-dir")
+        saved_model = ExperimentConfig.from_dict(raw["config"], source=str(last_path)).model
+        if saved_model != cfg.model:
+            changed = sorted(k for k, v in asdict(cfg.model).items() if getattr(saved_model, k) != v)
+            raise TrainingError(f"{last_path} holds a model built with other settings (model.{', model.'.join(changed)}); "
+                                "resume with the config it was trained with, or train into a new --exp-dir")
         model.load_state_dict(raw["model"])
         optimizer.load_state_dict(raw["optimizer"])
         scheduler.load_state_dict(raw["scheduler"])
@@ -206,7 +232,8 @@ def train(
         state = TrainingState(**raw["state"])
         torch.set_rng_state(raw["rng"])
         if main_process:
-            print(f"resumed from {last_path}: epoch {state.epoch}, step {state.step}", flush=True)
+            within = f" (+{state.epoch_batches} batches of the next)" if state.epoch_batches else ""
+            print(f"resumed from {last_path}: epoch {state.epoch}{within}, step {state.step}", flush=True)
     elif resume:
         raise TrainingError(f"--resume given but {last_path} does not exist; start without --resume")
     else:
@@ -229,23 +256,43 @@ def train(
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    def save_last() -> None:
+        save_checkpoint(
+            last_path, model, cfg, vocab, state=asdict(state), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=torch.get_rng_state(),
+        )
+
     decoder = GreedyDecoder(vocab)
+    unreadable: dict[int, str] = {}  # training utterances whose audio could not be read
     for epoch in range(state.epoch, cfg.train.epochs):
         sampler.set_epoch(epoch)
+        skip = state.epoch_batches  # batches this epoch already did before a resume
+        sampler.start_at(skip)
         model.train()
         bar = tqdm(
-            total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
-            disable=not (progress and main_process), dynamic_ncols=True,
+            total=steps_per_epoch, initial=skip // cfg.train.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            unit="step", disable=not (progress and main_process), dynamic_ncols=True,
         )
         started = time.perf_counter()
         window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, started
         optimizer.zero_grad(set_to_none=True)
-        for index, batch in enumerate(loader):
+        for index, batch in enumerate(loader, start=skip):
+            for utterance, error in batch.failed:
+                if utterance not in unreadable and main_process:
+                    print(f"asr: warning: {error}; utterance left out of training", file=sys.stderr, flush=True)
+                unreadable[utterance] = error
             batch = batch.to(dev_device)
+            empty = not batch.indices
             with torch.no_grad():
-                feats, feat_lengths = log_mel(batch.waves, batch.wave_lengths, cfg.features)
-                feats = model.normalize(feats)
-                if cfg.train.spec_augment:
+                if empty:
+                    # Every file of the batch failed. A zero loss on one silent frame keeps the
+                    # step, the gradient scaler and the other ranks of a DDP run in step.
+                    feats = torch.zeros(1, cfg.model.stack, cfg.model.n_mels, device=dev_device)
+                    feat_lengths = torch.full((1,), cfg.model.stack, device=dev_device)
+                else:
+                    feats, feat_lengths = log_mel(batch.waves, batch.wave_lengths, cfg.features)
+                    feats = model.normalize(feats)
+                if cfg.train.spec_augment and not empty:
                     feats = spec_augment(feats, feat_lengths, cfg.spec_augment)
             last_micro_batch = (index + 1) % cfg.train.grad_accum == 0 or index + 1 == len(sampler)
             # Under DDP, gradients are all-reduced only on the micro-batch that steps the optimizer.
@@ -253,11 +300,14 @@ def train(
             with sync:
                 with autocast():
                     lp, out_lengths = ddp_model(feats, feat_lengths, normalized=True)
-                # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
-                loss = F.ctc_loss(
-                    lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
-                    blank=vocab.blank, reduction="mean", zero_infinity=True,
-                )
+                if empty:
+                    loss = lp.sum() * 0.0
+                else:
+                    # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
+                    loss = F.ctc_loss(
+                        lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
+                        blank=vocab.blank, reduction="mean", zero_infinity=True,
+                    )
                 scaler.scale(loss / cfg.train.grad_accum).backward()
             window_loss += loss.item()
             window_batches += 1
@@ -275,6 +325,15 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             bar.update(1)
+            if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and index + 1 < len(sampler):
+                # Mid-epoch: a killed run resumes here, losing at most checkpoint_every steps.
+                state.epoch_batches = index + 1
+                state.train_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                if main_process:
+                    save_last()
+                if world > 1:
+                    dist.barrier()
             if state.step % cfg.train.log_every == 0 or index + 1 == len(sampler):
                 now = time.perf_counter()
                 row = {
@@ -289,14 +348,18 @@ def train(
                 window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, now
         bar.close()
         state.train_seconds += time.perf_counter() - started
-        state.epoch = epoch + 1
+        state.epoch, state.epoch_batches = epoch + 1, 0
+        if unreadable and main_process:
+            print(f"asr: warning: {len(unreadable)} training utterance(s) could not be read and were left out",
+                  file=sys.stderr, flush=True)
 
         # Dev scoring and checkpoints happen on rank 0; other ranks wait at the barrier.
         if main_process:
             wer = cer = math.nan
             if dev_utts:
-                hyps = decode_utterances(model, cfg.features, vocab, dev_utts, decoder, num_workers=cfg.train.num_workers)
-                result = score(dev_utts, [h.text for h in hyps])
+                decoded = decode_utterances(model, cfg.features, vocab, dev_utts, decoder,
+                                            num_workers=cfg.train.num_workers)
+                result = score(decoded.decoded(dev_utts), decoded.texts)
                 wer, cer = result.wer, result.cer
             log({"kind": "dev", "epoch": state.epoch, "step": state.step, "wer": wer, "cer": cer})
             improved = not dev_utts or wer < state.best_wer
@@ -307,16 +370,11 @@ def train(
                 save_checkpoint(exp_dir / f"epoch-{state.epoch}.pt", model, cfg, vocab, state=asdict(state))
                 stale = exp_dir / f"epoch-{state.epoch - cfg.train.keep_epochs}.pt"
                 stale.unlink(missing_ok=True)
-            save_checkpoint(
-                last_path, model, cfg, vocab, state=asdict(state), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=torch.get_rng_state(),
-            )
-            print(
-                f"epoch {state.epoch}: dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% "
-                f"(best {100 * state.best_wer:.2f}% at epoch {state.best_epoch}); "
-                f"{state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
-                flush=True,
-            )
+            save_last()
+            scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% (best {100 * state.best_wer:.2f}% at epoch "
+                      f"{state.best_epoch})") if dev_utts else "no dev set"
+            print(f"epoch {state.epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
+                  flush=True)
         if world > 1:
             dist.barrier()
 

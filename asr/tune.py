@@ -117,12 +117,16 @@ class _Recorder:
         return [Hypothesis("", extras={"index": len(self.log_probs) - len(rows) + i}) for i in range(len(rows))]
 
 
-def model_log_probs(loaded: LoadedModel, utterances: list[Utterance], progress: bool = False) -> list[torch.Tensor]:
-    """The model's log-probabilities for each utterance, in input order: (T_i, V) CPU tensors."""
+def model_log_probs(
+    loaded: LoadedModel, utterances: list[Utterance], progress: bool = False
+) -> tuple[list[torch.Tensor], list[Utterance], dict[str, str]]:
+    """The model's log-probabilities, (T_i, V) CPU tensors, for the utterances whose audio
+    could be read; those utterances, in input order; and id -> error line for the others."""
     recorder = _Recorder()
-    hyps = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, recorder,
-                             progress=progress)
-    return [recorder.log_probs[h.extras["index"]] for h in hyps]
+    decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, recorder,
+                                progress=progress)
+    log_probs = [recorder.log_probs[h.extras["index"]] for h in decoded.hypotheses if h is not None]
+    return log_probs, decoded.decoded(utterances), {utterances[i].id: e for i, e in decoded.failures.items()}
 
 
 def sweep(
@@ -162,10 +166,11 @@ def tune_lm(
     beam_width: int = 16,
     dev_manifest: str | Path = "",
     progress: bool = False,
-) -> tuple[list[TuningPoint], TunedWeights]:
+) -> tuple[list[TuningPoint], TunedWeights, dict[str, str]]:
     """Search ``points`` on ``utterances`` and store the best next to ``checkpoint``.
 
-    Returns every point (best first) and what was stored.
+    Returns every point (best first), what was stored, and id -> error line for each
+    utterance left out because its audio could not be read.
     """
     if not utterances:
         raise ConfigError(f"{dev_manifest or 'dev set'}: no utterances to tune on")
@@ -173,14 +178,16 @@ def tune_lm(
         raise ConfigError(f"beam width must be at least 1, got {beam_width}")
     # Built first, so that a bad LM or a model/LM mismatch fails before the slow part.
     decoder = BeamSearchDecoder(loaded.vocab, beam_width=beam_width, lm=NGramLM(lm_path))
-    log_probs = model_log_probs(loaded, utterances, progress)
+    log_probs, utterances, skipped = model_log_probs(loaded, utterances, progress)
+    if not utterances:
+        raise ConfigError(f"{dev_manifest or 'dev set'}: no utterance's audio could be read")
     results = sweep(log_probs, [u.text for u in utterances], decoder, points, progress)
     best = results[0]
     tuned = TunedWeights(best.alpha, best.beta, beam_width, best.wer, best.cer,
                          str(Path(dev_manifest).resolve()) if dev_manifest else "", len(utterances), len(points),
                          tuning_file(checkpoint))
     store_tuned(checkpoint, lm_path, tuned)
-    return results, tuned
+    return results, tuned, skipped
 
 
 # --- the tuning file ---------------------------------------------------------------------

@@ -233,7 +233,9 @@ def save_log_probs(args: argparse.Namespace) -> Path:
 
     loaded = load_model(args.model, resolve_device(args.device))
     utterances = read_manifest(args.manifest)
-    log_probs = model_log_probs(loaded, utterances, progress=True)
+    log_probs, utterances, skipped = model_log_probs(loaded, utterances, progress=True)
+    for utterance_id, error in skipped.items():
+        print(f"skipped {utterance_id}: {error}", file=sys.stderr)
     out = Path(args.save_logprobs)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({

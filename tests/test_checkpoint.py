@@ -75,7 +75,7 @@ def test_atomic_save_keeps_previous_file_on_failure(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="cannot write checkpoint .No space left on device.; the previous"):
         save_checkpoint(path, model, cfg, Vocabulary())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -1,0 +1,107 @@
+"""The acoustic model's recurrent variants: lstm/gru/rnn, each bi- or unidirectional."""
+
+import itertools
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model, save_checkpoint
+from asr.config import ConfigError, ExperimentConfig, load_config
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+
+VARIANTS = list(itertools.product(("lstm", "gru", "rnn"), (True, False)))
+VOCAB = Vocabulary()
+
+
+def _ids(variant):
+    cell, bidirectional = variant
+    return f"{cell}-{'bi' if bidirectional else 'uni'}"
+
+
+def _model(cell: str, bidirectional: bool, **overrides) -> tuple[AcousticModel, ExperimentConfig]:
+    settings = dict(n_mels=20, hidden=24, layers=2, stack=3, dropout=0.0, cell=cell, bidirectional=bidirectional)
+    cfg = ExperimentConfig(model=ModelConfig(**{**settings, **overrides}))
+    torch.manual_seed(0)
+    return AcousticModel(cfg.model), cfg
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two utterances of random features, each with a short transcript."""
+    generator = torch.Generator().manual_seed(1)
+    feats = torch.randn(2, 60, 20, generator=generator)
+    lengths = torch.tensor([60, 45])
+    targets = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 0]])
+    return feats, lengths, targets, torch.tensor([4, 3])
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_variant_trains_saves_and_reloads(variant, tmp_path):
+    model, cfg = _model(*variant)
+    feats, lengths, targets, target_lengths = _batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        log_probs, out_lengths = model(feats, lengths)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    expected, _ = model(feats, lengths)
+    save_checkpoint(tmp_path / "m.pt", model, cfg, VOCAB)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.config.model.cell == variant[0] and loaded.config.model.bidirectional == variant[1]
+    got, _ = loaded.model(feats, lengths)
+    assert torch.equal(got, expected)
+
+
+def test_parameter_counts_follow_the_cell():
+    """Per direction and layer an LSTM has 4 gate blocks, a GRU 3 and a vanilla RNN 1."""
+    def recurrent(cell, bidirectional):
+        model, _ = _model(cell, bidirectional)
+        return sum(p.numel() for layer in model.layers for p in layer.parameters())
+
+    lstm, gru, rnn = (recurrent(c, True) for c in ("lstm", "gru", "rnn"))
+    assert lstm * 3 == gru * 4 and lstm == rnn * 4
+    # Unidirectional: half the directions, and the next layer reads half as many features.
+    assert recurrent("lstm", False) < lstm / 2
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_unidirectional_model_is_causal_and_bidirectional_is_not(cell):
+    t = 9  # output frame; it reads feature frames up to 3 * t + 2
+    feats, lengths, _, _ = _batch()
+    changed = feats.clone()
+    changed[:, 3 * (t + 1) :] += torch.randn_like(changed[:, 3 * (t + 1) :])
+    for bidirectional in (False, True):
+        model, _ = _model(cell, bidirectional)
+        model.eval()
+        before, _ = model(feats, lengths)
+        after, _ = model(changed, lengths)
+        same_past = torch.equal(before[:, : t + 1], after[:, : t + 1])
+        assert same_past != bidirectional, (cell, bidirectional)
+        assert not torch.equal(before[:, t + 1 :], after[:, t + 1 :])
+
+
+def test_old_checkpoints_load_as_the_bidirectional_lstm(tmp_path):
+    """A checkpoint saved before the cell was a choice has no cell or bidirectional keys."""
+    model, cfg = _model("lstm", True)
+    save_checkpoint(tmp_path / "m.pt", model, cfg, VOCAB)
+    raw = torch.load(tmp_path / "m.pt", weights_only=True)
+    del raw["config"]["model"]["cell"], raw["config"]["model"]["bidirectional"]
+    torch.save(raw, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.config.model == cfg.model
+    feats, lengths, _, _ = _batch()
+    assert torch.equal(loaded.model(feats, lengths)[0], model.eval()(feats, lengths)[0])
+
+
+def test_unknown_cell_is_a_config_error(tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text('[model]\ncell = "transformer"\n')
+    with pytest.raises(ConfigError, match="cell = 'transformer': choose one of lstm, gru, rnn"):
+        load_config(conf)
+    assert load_config(conf, {"model.cell": "gru", "model.bidirectional": False}).model.width == 256
