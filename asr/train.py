@@ -181,13 +181,14 @@ def train(
         raise TrainingError("no training manifests: set data.train_manifests in the config")
     train_utts = [u for m in cfg.data.train_manifests for u in read_manifest(m)]
     train_utts, dropped = _encodable(train_utts, vocab, cfg)
+    left_out = ", ".join(f"{n} {why}" for why, n in dropped.items())
     if not train_utts:
-        raise TrainingError(f"no usable training utterances in {list(cfg.data.train_manifests)} (left out: {dropped})")
+        raise TrainingError(f"no usable training utterances in {list(cfg.data.train_manifests)} (left out: {left_out})")
     dev_utts = read_manifest(cfg.data.dev_manifest) if cfg.data.dev_manifest else []
     if cfg.data.dev_max_utterances and len(dev_utts) > cfg.data.dev_max_utterances:
         dev_utts = random.Random(0).sample(dev_utts, cfg.data.dev_max_utterances)
     if main_process and dropped:
-        print("left out of training: " + ", ".join(f"{n} {why}" for why, n in dropped.items()), flush=True)
+        print(f"left out of training: {left_out}", flush=True)
 
     sampler = BucketBatchSampler(
         [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed,
