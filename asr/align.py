@@ -19,6 +19,7 @@ from asr.text import Vocabulary
 WORD_PAUSE_SECONDS = 0.5  # time between two letters that ends a word: longer than any pause inside one
 SILENCE_SPLIT_SECONDS = 0.25  # silence between two letters that ends a word: longer than a stop's closure
 SNAP_SECONDS = 0.2  # how far a word's edges may move out to where its sound ends
+HEARD_SECONDS = 0.1  # a letter emitted this close to sound is heard; one farther off is a CTC edge spike
 POWER_FLOOR = 1e-10  # before the log: -100 dB, below any real signal
 DIGITAL_SILENCE_DB = -90.0  # frames below this are digital silence (16-bit quantisation noise is about -100)
 
@@ -98,12 +99,20 @@ def align_words(
     sentences heard together. With ``loud`` ((T,) bool, see :func:`loud_frames`) a word
     also ends at ``SILENCE_SPLIT_SECONDS`` of silence between letters, and its edges move
     out over sound (at most ``SNAP_SECONDS``, never into a neighbour): a CTC model emits
-    the first letter after a word begins and the last before its sound dies away.
+    the first letter after a word begins and the last before its sound dies away. Neither
+    split happens next to a letter emitted in silence (no sound within ``HEARD_SECONDS``):
+    a bidirectional model may emit an utterance's first or last letter anywhere in the
+    silence around it ("T ... HE"), and that letter belongs to its word. Such letters do
+    not time a word that has heard ones.
     """
     best = log_probs.argmax(dim=-1)  # (T,)
     n_frames = log_probs.shape[0]
     space = vocab.tokens.index(" ") if " " in vocab.tokens else -1
     pause, silence = round(WORD_PAUSE_SECONDS / frame_seconds), round(SILENCE_SPLIT_SECONDS / frame_seconds)
+    near = round(HEARD_SECONDS / frame_seconds)
+
+    def heard(frame: int) -> bool:
+        return loud is None or bool(loud[max(0, frame - near) : frame + near + 1].any())
 
     groups: list[list[tuple[str, int, int, float]]] = [[]]  # letters: (char, first frame, last frame, posterior)
     for i, (token, frame) in enumerate(zip(hyp.tokens, hyp.frames)):
@@ -113,7 +122,7 @@ def align_words(
         if groups[-1]:
             previous_end = groups[-1][-1][2]
             quiet = loud is not None and _longest_silence(loud[previous_end + 1 : frame]) >= silence
-            if frame - previous_end - 1 >= pause or quiet:
+            if (frame - previous_end - 1 >= pause or quiet) and heard(groups[-1][-1][1]) and heard(frame):
                 groups.append([])
         limit = hyp.frames[i + 1] if i + 1 < len(hyp.frames) else n_frames
         end = frame
@@ -123,7 +132,10 @@ def align_words(
         groups[-1].append((vocab.tokens[token], frame, end, posterior))
     groups = [g for g in groups if g]
 
-    spans = [(g[0][1], g[-1][2] + 1) for g in groups]  # [first frame, end frame) of each word
+    spans = []  # [first frame, end frame) of each word: of its heard letters, if it has any
+    for g in groups:
+        timed = [letter for letter in g if heard(letter[1])] or g
+        spans.append((timed[0][1], timed[-1][2] + 1))
     if loud is not None:
         reach = round(SNAP_SECONDS / frame_seconds)
         previous_end = 0

@@ -183,6 +183,25 @@ def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
     assert (words[1].start, words[1].end) == pytest.approx((0.87, 1.14))
 
 
+def test_a_letter_emitted_in_silence_stays_with_its_word() -> None:
+    """A bidirectional model may spike an utterance's first letter in the silence before it
+    ("T ... HE"): far from any sound, the letter is not split off as a word of its own."""
+    t, h, e = (VOCAB.encode(ch)[0] for ch in "THE")
+    log_probs = torch.full((60, len(VOCAB)), -10.0)
+    log_probs[:, 0] = 0.0
+    for frame, token in ((2, t), (30, h), (33, e)):
+        log_probs[frame, token], log_probs[frame, 0] = 0.0, -10.0
+    log_probs = log_probs.log_softmax(-1)
+    loud = np.zeros(60, bool)
+    loud[28:40] = True  # the word's sound; the T at frame 2 is 0.78 s before it
+    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
+    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)
+    assert [w.text for w in words] == ["THE"]
+    assert (words[0].start, words[0].end) == pytest.approx((0.84, 1.2))  # its sound, not the stray T
+    loud[0:6] = True  # the same T, heard: a word of its own
+    assert [w.text for w in align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)] == ["T", "HE"]
+
+
 def test_stitcher_keeps_each_word_once_across_jittered_windows() -> None:
     """Words straddling a stitch point of overlapping windows, timed a little differently by
     the two windows that hear them, are neither dropped nor doubled."""
