@@ -1,5 +1,6 @@
 # Shared by the recipes' run.sh: numbered stages, each marked done under $EXP/.done/.
-# Source it after setting $stage, $stop_stage and $EXP.
+# Source it after setting $EXP; set $stage and $stop_stage before running stages (a script
+# without options of its own calls parse_stage_range "$@").
 
 mkdir -p "$EXP/.done"
 
@@ -12,4 +13,16 @@ run_stage() {  # run_stage N "description" command...: runs unless marked done o
   "$@"
   echo "=== stage $n finished in $((SECONDS - start)) s"
   touch "$EXP/.done/$n"
+}
+
+parse_stage_range() {  # parse_stage_range "$@": --stage N and --stop-stage M into $stage and $stop_stage
+  stage=1
+  stop_stage=100
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --stage) stage=$2; shift 2 ;;
+      --stop-stage) stop_stage=$2; shift 2 ;;
+      *) echo "usage: $0 [--stage N] [--stop-stage M]" >&2; exit 2 ;;
+    esac
+  done
 }

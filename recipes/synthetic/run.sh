@@ -16,22 +16,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1
-stop_stage=100
 CONFIG=${CONFIG:-recipes/synthetic/conf/demo.toml}
 DATA=${DATA:-data/synthetic}
 EXP=${EXP:-exp/synthetic}
 SYNTH_ARGS=${SYNTH_ARGS:-}
 PYTHON=${PYTHON:-python3}
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    *) echo "usage: $0 [--stage N] [--stop-stage M]" >&2; exit 2 ;;
-  esac
-done
 asr() { "$PYTHON" -m asr "$@"; }
 source recipes/stages.sh
+parse_stage_range "$@"
 
 prepare_all() {
   for split in train dev test; do
