@@ -162,13 +162,17 @@ def test_align_words_on_hand_made_log_probs() -> None:
     assert (word.start, word.end) == pytest.approx((0.03, 0.12))
 
 
-def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
-    a, b, c = (VOCAB.encode(ch)[0] for ch in "ABC")
-    log_probs = torch.full((60, len(VOCAB)), -10.0)
+def _spiked(frames: int, spikes: dict[int, str]) -> torch.Tensor:
+    """(frames, V) log-probs: blank at every frame but ``spikes`` (frame -> letter)."""
+    log_probs = torch.full((frames, len(VOCAB)), -10.0)
     log_probs[:, 0] = 0.0
-    for frame, token in ((10, a), (14, b), (30, c)):
-        log_probs[frame, token], log_probs[frame, 0] = 0.0, -10.0
-    log_probs = log_probs.log_softmax(-1)
+    for frame, letter in spikes.items():
+        log_probs[frame, VOCAB.encode(letter)[0]], log_probs[frame, 0] = 0.0, -10.0
+    return log_probs.log_softmax(-1)
+
+
+def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
+    log_probs = _spiked(60, {10: "A", 14: "B", 30: "C"})
     loud = np.zeros(60, bool)
     loud[5:21] = loud[29:41] = True  # 8 silent 30 ms frames (SILENCE_SPLIT_SECONDS) between B and C
     hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
@@ -186,12 +190,7 @@ def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
 def test_a_letter_emitted_in_silence_stays_with_its_word() -> None:
     """A bidirectional model may spike an utterance's first letter in the silence before it
     ("T ... HE"): far from any sound, the letter is not split off as a word of its own."""
-    t, h, e = (VOCAB.encode(ch)[0] for ch in "THE")
-    log_probs = torch.full((60, len(VOCAB)), -10.0)
-    log_probs[:, 0] = 0.0
-    for frame, token in ((2, t), (30, h), (33, e)):
-        log_probs[frame, token], log_probs[frame, 0] = 0.0, -10.0
-    log_probs = log_probs.log_softmax(-1)
+    log_probs = _spiked(60, {2: "T", 30: "H", 33: "E"})
     loud = np.zeros(60, bool)
     loud[28:40] = True  # the word's sound; the T at frame 2 is 0.78 s before it
     hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
