@@ -332,7 +332,8 @@ def cmd_average(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr", description="Small BiLSTM-CTC speech recognition toolkit (GRU and vanilla RNN cells, uni- or bidirectional, as options).")
+    parser = argparse.ArgumentParser(prog="asr", description="Small BiLSTM-CTC speech recognition toolkit "
+                                     "(GRU and vanilla RNN cells, uni- or bidirectional, as options).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="make the synthetic espeak-ng corpus in LibriSpeech layout")
