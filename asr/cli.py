@@ -192,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder,
                                 progress=not args.json)
     # An utterance whose audio cannot be read is reported, listed in skipped.txt and left out of the score.
-    skipped = {utterances[i].id: error for i, error in decoded.failures.items()}
+    skipped = decoded.skipped(utterances)
     for error in skipped.values():
         print(f"asr: error: {error}", file=sys.stderr)
     utterances = decoded.decoded(utterances)

@@ -35,6 +35,10 @@ class Decoded:
         """The utterances that were decoded (``utterances`` is the list that was decoded)."""
         return [u for u, h in zip(utterances, self.hypotheses) if h is not None]
 
+    def skipped(self, utterances: list[Utterance]) -> dict[str, str]:
+        """Utterance id -> error line for those that could not be decoded."""
+        return {utterances[i].id: error for i, error in self.failures.items()}
+
 
 @dataclass
 class EvalResult:

@@ -126,7 +126,7 @@ def model_log_probs(
     decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, recorder,
                                 progress=progress)
     log_probs = [recorder.log_probs[h.extras["index"]] for h in decoded.hypotheses if h is not None]
-    return log_probs, decoded.decoded(utterances), {utterances[i].id: e for i, e in decoded.failures.items()}
+    return log_probs, decoded.decoded(utterances), decoded.skipped(utterances)
 
 
 def sweep(

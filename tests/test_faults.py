@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,16 @@ def _train_config(manifest: Path, epochs: int, **train) -> ExperimentConfig:
     )
 
 
+def _config_file(path: Path, cfg: ExperimentConfig) -> Path:
+    """``cfg`` as the TOML file ``asr train --config`` reads: the values that differ from the defaults."""
+    defaults, lines = ExperimentConfig(), []
+    for section in ("data", "model", "train"):
+        ours, base = asdict(getattr(cfg, section)), asdict(getattr(defaults, section))
+        lines += [f"[{section}]"] + [f"{key} = {json.dumps(value)}" for key, value in ours.items() if value != base[key]]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.mark.slow
 def test_training_leaves_out_what_it_cannot_use_and_says_so(corpus, prepared, tmp_path, capsys):
     manifest, _ = prepared
@@ -284,13 +295,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(train_mani
     cfg = _train_config(train_manifest, epochs=3, checkpoint_every=10)
     reference = train(cfg, tmp_path / "reference", progress=False)
 
-    conf = tmp_path / "c.toml"
-    conf.write_text(
-        f'[data]\ntrain_manifests = ["{train_manifest}"]\n'
-        '[model]\nhidden = 32\nlayers = 1\ndropout = 0.0\n'
-        '[train]\nepochs = 3\nmax_batch_seconds = 8.0\nlr = 3e-3\nwarmup_steps = 5\nspec_augment = false\n'
-        'num_workers = 0\nstats_utterances = 10\nlog_every = 5\ncheckpoint_every = 10\n'
-    )
+    conf = _config_file(tmp_path / "c.toml", cfg)
     exp = tmp_path / "killed"
     command = [sys.executable, "-m", "asr", "train", "--config", str(conf), "--exp-dir", str(exp), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -390,10 +395,7 @@ def test_disk_full_while_training_keeps_the_previous_checkpoint(train_manifest, 
         train(cfg, exp, progress=False)
         before = (exp / "last.pt").read_bytes()
         _fill(disk, 64 * 1024)  # room for metric lines, not for a checkpoint
-        conf = tmp_path / "c.toml"
-        conf.write_text(f'[data]\ntrain_manifests = ["{train_manifest}"]\n[model]\nhidden = 32\nlayers = 1\n'
-                        'dropout = 0.0\n[train]\nepochs = 2\nmax_batch_seconds = 8.0\nlr = 3e-3\nwarmup_steps = 5\n'
-                        'spec_augment = false\nnum_workers = 0\nstats_utterances = 10\nlog_every = 5\n')
+        conf = _config_file(tmp_path / "c.toml", _train_config(train_manifest, epochs=2))
         result = _cli("train", "--config", conf, "--exp-dir", exp, "--resume", "--quiet")
         assert result.returncode == 2
         (error,) = _one_line_errors(result.stderr)
