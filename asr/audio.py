@@ -1,4 +1,8 @@
-"""Reading audio: any format soundfile reads, any rate and channel count -> 16 kHz mono float32."""
+"""Reading audio: any format, rate and channel count -> 16 kHz mono float32.
+
+libsndfile (soundfile) reads WAV, FLAC and Ogg; what it cannot open (m4a/AAC, mp4 and
+other video, webm/Opus, wma, ...) and MP3 are decoded by FFmpeg's libraries inside PyAV.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ import soxr
 
 SAMPLE_RATE = 16_000  # Hz; every model in asr works at this rate
 READ_SECONDS = 10.0  # audio read from a file at a time when streaming
-AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64")
+# Searched for in folders. libsndfile reads the first row; FFmpeg (PyAV) the others, audio
+# and the audio track of video.
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64",
+                    ".m4a", ".aac", ".mp4", ".m4b", ".mov", ".webm", ".mkv", ".mka", ".wma", ".wmv", ".amr")
 
 
 class AudioError(Exception):
@@ -42,10 +49,17 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file.
     """
     path = check_audio_file(path)
-    try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
+    sound_file = _open_soundfile(path)
+    if sound_file is None:  # a format libsndfile does not know: FFmpeg's decoders
+        rate, blocks = _ffmpeg_blocks(path, READ_SECONDS)
+        samples = np.concatenate(list(blocks) or [np.zeros((0, 1), np.float32)])  # (N, C)
+    else:
+        rate = sound_file.samplerate
+        try:
+            with sound_file:
+                samples = sound_file.read(dtype="float32", always_2d=True)  # (N, C)
+        except _SOUNDFILE_ERRORS as err:
+            raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
     if samples.shape[0] == 0:
         raise AudioError(path, "audio has no samples")
     samples = _mono(samples, path)
@@ -57,34 +71,122 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
     """Yield a file's audio as consecutive blocks of 16 kHz mono float32 samples, each (N,).
 
-    The same samples as :func:`asr.audio.load_audio`, read ``read_seconds`` at a time.
-    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file, also
-    when the damage is found part-way through.
+    The same samples as :func:`asr.audio.load_audio`, read ``read_seconds`` at a time, so
+    memory stays bounded whatever the file's length. Raises :class:`AudioError` for a
+    missing, unreadable, empty or non-finite file, also when the damage is found part-way
+    through.
     """
     path = check_audio_file(path)
+    sound_file = _open_soundfile(path)
+    if sound_file is None:
+        rate, blocks = _ffmpeg_blocks(path, read_seconds)
+    else:
+        rate, blocks = sound_file.samplerate, _soundfile_blocks(path, sound_file, read_seconds)
+    resampler = None
+    if rate != SAMPLE_RATE:
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    total = 0
+    for samples in blocks:  # (N, C)
+        total += len(samples)
+        mono = _mono(samples, path)
+        if resampler is not None:
+            mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=False)
+        if len(mono):
+            yield _clip(mono)
+    if total == 0:
+        raise AudioError(path, "audio has no samples")
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, np.float32), last=True)  # the resampler's delay line
+        if len(tail):
+            yield _clip(tail)
+
+
+_SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
+
+
+def _open_soundfile(path: Path) -> sf.SoundFile | None:
+    """The file opened by libsndfile (WAV, FLAC, Ogg Vorbis/Opus, AIFF, ...), or None when
+    libsndfile cannot open it (or should not read it). A file it opens but then fails to
+    read is damaged and is not handed to FFmpeg, which would quietly skip the damage."""
     try:
-        with sf.SoundFile(str(path)) as f:
-            rate = f.samplerate
-            resampler = None
-            if rate != SAMPLE_RATE:
-                resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-            block = max(1, int(read_seconds * rate))
-            total = 0
+        sound_file = sf.SoundFile(str(path))
+    except _SOUNDFILE_ERRORS:
+        return None
+    if sound_file.format == "MP3":
+        # libsndfile 1.2's MPEG reader returns wrong samples after a block whose length is not
+        # a multiple of its 1,152-sample frame, so streamed MP3 would be damaged: FFmpeg reads it.
+        sound_file.close()
+        return None
+    return sound_file
+
+
+def _soundfile_blocks(path: Path, sound_file: sf.SoundFile, read_seconds: float) -> Iterator[np.ndarray]:
+    """(N, C) float32 blocks of ``read_seconds`` at the file's own rate."""
+    block = max(1, int(read_seconds * sound_file.samplerate))
+    try:
+        with sound_file:
             while True:
-                samples = f.read(block, dtype="float32", always_2d=True)  # (N, C)
-                last = len(samples) < block
-                total += len(samples)
-                if total == 0:
-                    raise AudioError(path, "audio has no samples")
-                mono = _mono(samples, path)
-                if resampler is not None:
-                    mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
-                if len(mono):
-                    yield _clip(mono)
-                if last:
+                samples = sound_file.read(block, dtype="float32", always_2d=True)  # (N, C)
+                if len(samples):
+                    yield samples
+                if len(samples) < block:
                     return
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+    except _SOUNDFILE_ERRORS as err:
         raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
+
+
+def _ffmpeg_blocks(path: Path, read_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
+    """The sample rate and (N, C) float32 blocks of about ``read_seconds`` of the file's first
+    audio stream, decoded by FFmpeg's libraries inside PyAV: m4a/AAC, mp4 and other video
+    containers, webm/Opus, wma, and anything else libsndfile cannot open."""
+    try:
+        import av
+    except ImportError:
+        raise AudioError(path, "cannot decode audio (libsndfile does not know this format, and PyAV, which "
+                               "reads the others, is not installed: pip install av)") from None
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as err:
+        raise AudioError(path, f"cannot decode audio ({_ffmpeg_message(err)})") from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(path, "no audio stream in this file")
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate or stream.rate
+    if not rate:
+        container.close()
+        raise AudioError(path, "cannot decode audio (its audio stream has no sample rate)")
+    return rate, _ffmpeg_decode(path, container, stream, rate, max(1, int(read_seconds * rate)))
+
+
+def _ffmpeg_decode(path: Path, container, stream, rate: int, block: int) -> Iterator[np.ndarray]:
+    import av
+
+    # Packed float32 at the stream's first rate and layout, whatever the codec's own sample format.
+    resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=rate)
+    channels = stream.codec_context.channels
+    pending, held = [], 0
+    try:
+        with container:
+            for frame in container.decode(stream):
+                for converted in resampler.resample(frame):
+                    pending.append(converted.to_ndarray().reshape(-1, channels))  # (1, N * C) -> (N, C)
+                    held += len(pending[-1])
+                if held >= block:
+                    yield np.concatenate(pending)
+                    pending, held = [], 0
+            for converted in resampler.resample(None):  # flush
+                pending.append(converted.to_ndarray().reshape(-1, channels))
+    except (av.error.FFmpegError, OSError, ValueError) as err:
+        raise AudioError(path, f"cannot decode audio ({_ffmpeg_message(err)})") from None
+    if pending:
+        yield np.concatenate(pending)
+
+
+def _ffmpeg_message(err: BaseException) -> str:
+    # PyAV's messages end in the file name, which the caller's message already starts with.
+    message = getattr(err, "strerror", None) or str(err)
+    return f"FFmpeg: {_one_line(message)}"
 
 
 def _mono(samples: np.ndarray, path: Path) -> np.ndarray:
@@ -101,12 +203,15 @@ def _clip(samples: np.ndarray) -> np.ndarray:
 
 
 def audio_duration(path: str | Path) -> float:
-    """Duration in seconds read from the file header (no decoding)."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(path, f"cannot read header ({_one_line(err)})") from None
-    return info.frames / info.samplerate
+    """Duration in seconds: from the header where libsndfile reads the format, else by
+    decoding the file (compressed containers' headers only estimate it)."""
+    path = check_audio_file(path)
+    sound_file = _open_soundfile(path)
+    if sound_file is not None:
+        with sound_file:
+            return sound_file.frames / sound_file.samplerate
+    rate, blocks = _ffmpeg_blocks(path, READ_SECONDS)
+    return sum(len(b) for b in blocks) / rate
 
 
 def _one_line(err: BaseException) -> str:

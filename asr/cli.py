@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from asr import __version__
+
 EXIT_USER_ERROR = 2
 EXIT_PARTIAL_FAILURE = 1
 
@@ -334,6 +336,7 @@ def cmd_average(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Small BiLSTM-CTC speech recognition toolkit "
                                      "(GRU and vanilla RNN cells, uni- or bidirectional, as options).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="make the synthetic espeak-ng corpus in LibriSpeech layout")

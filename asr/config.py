@@ -53,6 +53,12 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        # One source of truth: the model reads as many bins as the features have.
+        if self.model.n_mels != self.features.n_mels:
+            raise ConfigError(f"model.n_mels = {self.model.n_mels} but features.n_mels = {self.features.n_mels}: "
+                              "the model's input size is the number of mel bins; set features.n_mels only")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -64,7 +70,12 @@ class ExperimentConfig:
             raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(sections)}")
         defaults = cls()
         built = {name: _build(type(getattr(defaults, name)), raw.get(name, {}), f"{source} [{name}]") for name in sections}
-        return cls(**built)
+        if "n_mels" not in raw.get("model", {}):
+            built["model"] = dataclasses.replace(built["model"], n_mels=built["features"].n_mels)
+        try:
+            return cls(**built)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
 
 
 class ConfigError(ValueError):

@@ -23,10 +23,11 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
 from asr.text import Vocabulary, normalize_text
 
-AUDIO_SUFFIXES = (".flac", ".wav")  # LibriSpeech ships FLAC; converted copies are often WAV
+# LibriSpeech ships FLAC and converted copies are often WAV; a folder in its layout may hold any audio.
+AUDIO_SUFFIXES = (".flac", ".wav") + tuple(e for e in AUDIO_EXTENSIONS if e not in (".flac", ".wav"))
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import zlib
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from tqdm import tqdm
 
 from asr import __version__
+from asr.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def _fetch(url: str, dest: Path, *, retries: int, progress: bool, timeout: float
     """Stream ``url`` into ``dest``'s ``.part`` file until complete, then rename it."""
     part = dest.with_suffix(dest.suffix + PART_SUFFIX)
     failures = 0
-    bar = tqdm(desc=dest.name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
+    bar = progress_bar(desc=dest.name, unit="B", unit_bytes=True, disable=not progress)
     with bar:
         while True:
             before = _size(part)
@@ -211,7 +211,7 @@ def _fetch(url: str, dest: Path, *, retries: int, progress: bool, timeout: float
     part.replace(dest)
 
 
-def _fetch_once(url: str, part: Path, *, timeout: float, bar: tqdm) -> bool:
+def _fetch_once(url: str, part: Path, *, timeout: float, bar) -> bool:
     """One HTTP request appending to ``part``; True when ``part`` now holds the whole file.
 
     Raises ``OSError``/``HTTPException`` for transient failures and :class:`DownloadError`

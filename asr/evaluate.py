@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate
 from asr.decode import Hypothesis
@@ -16,6 +15,7 @@ from asr.features import FeatureConfig
 from asr.inference import log_probs
 from asr.metrics import ErrorCounts, corpus_errors
 from asr.model import AcousticModel
+from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
 
 
@@ -99,7 +99,7 @@ def decode_utterances(
     was_training = model.training
     model.eval()
     try:
-        for batch in tqdm(loader, desc="decode", unit="batch", disable=not progress, leave=False):
+        for batch in progress_bar(loader, desc="decode", unit="batch", disable=not progress, leave=False):
             result.failures.update(batch.failed)
             if not batch.indices:
                 continue

@@ -22,7 +22,7 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
 
 @dataclass(frozen=True)
 class ModelConfig:
-    n_mels: int = 80  # input feature bins
+    n_mels: int = 80  # input feature bins: an experiment config sets it to features.n_mels
     vocab_size: int = 29  # output tokens, blank included
     stack: int = 3  # frames stacked into one: 10 ms hop -> 30 ms per recurrent step
     hidden: int = 256  # recurrent units per direction

@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
@@ -32,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE
+from asr.progress import progress as progress_bar
+from asr.progress import write as write_progress
 from asr.sentences import generate_sentences
 
 PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
@@ -223,10 +223,15 @@ class _Job:
 
 
 def _espeak_wav(espeak: str, text: str, speaker: Speaker) -> tuple[np.ndarray, int]:
-    """Run espeak-ng; return float32 samples in [-1, 1] and their sample rate."""
+    """Speak ``text`` in ``speaker``'s voice; float32 samples in [-1, 1] and their sample rate."""
+    return speak(text, f"{speaker.voice}+{speaker.variant}", speaker.rate_wpm, speaker.pitch, espeak)
+
+
+def speak(text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50,
+          espeak: str = ESPEAK) -> tuple[np.ndarray, int]:
+    """Run espeak-ng; return float32 samples in [-1, 1] (N,) and their sample rate."""
     # Lower case, or espeak-ng spells short upper-case words as acronyms ("US" -> "U S").
-    command = [espeak, "-v", f"{speaker.voice}+{speaker.variant}", "-s", str(speaker.rate_wpm),
-               "-p", str(speaker.pitch), "--stdout", text.lower()]
+    command = [espeak, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "--stdout", text.lower()]
     wav = subprocess.run(command, capture_output=True, check=True, timeout=ESPEAK_TIMEOUT).stdout
     # espeak-ng streams a 16-bit mono WAV whose size fields are placeholders, so walk the
     # chunks ourselves and take everything after the "data" header.
@@ -247,7 +252,7 @@ def _espeak_wav(espeak: str, text: str, speaker: Speaker) -> tuple[np.ndarray, i
     raise ValueError("espeak-ng wrote a WAV file without audio data")
 
 
-def _colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Gaussian noise of length ``n`` with power spectrum ~ 1 / f**exponent, unit power."""
     size = 1 << max(n - 1, 1).bit_length()  # a power of two: FFTs of odd lengths are ~10x slower
     spectrum = np.fft.rfft(rng.standard_normal(size))
@@ -287,7 +292,7 @@ def _render(job: _Job) -> tuple[str, float | str]:
         exponent = NOISE_EXPONENTS[rng.choice(sorted(NOISE_EXPONENTS))]
         snr_db = rng.uniform(*job.snr_db)
         speech_power = np.mean(speech**2)
-        audio = audio + _colored_noise(rng, audio.size, exponent) * np.sqrt(speech_power / 10 ** (snr_db / 10))
+        audio = audio + colored_noise(rng, audio.size, exponent) * np.sqrt(speech_power / 10 ** (snr_db / 10))
     audio = audio * (PEAK / max(float(np.max(np.abs(audio))), 1e-9))
     job.out_path.parent.mkdir(parents=True, exist_ok=True)
     # Write under a temporary name so an interrupted run never leaves a truncated file.
@@ -384,11 +389,11 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
             results = pool.imap_unordered(_render, pending, chunksize=CHUNK_SIZE)
         else:
             results = map(_render, pending)
-        for utterance_id, result in tqdm(results, total=len(pending), desc="synthesising", unit="utt",
-                                         disable=not progress):
+        for utterance_id, result in progress_bar(results, total=len(pending), desc="synthesising", unit="utt",
+                                                 disable=not progress):
             if isinstance(result, str):
                 failures.append(utterance_id)
-                tqdm.write(f"{ESPEAK} failed on {utterance_id}: {result}", file=sys.stderr)
+                write_progress(f"{ESPEAK} failed on {utterance_id}: {result}")
             else:
                 durations[utterance_id] = result
 

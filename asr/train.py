@@ -21,7 +21,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from asr.checkpoint import read_checkpoint, remove_partial_checkpoints, save_checkpoint
 from asr.config import ExperimentConfig
@@ -31,6 +30,7 @@ from asr.evaluate import decode_utterances, score
 from asr.features import feature_stats, log_mel, num_frames, spec_augment
 from asr.inference import resolve_device
 from asr.model import AcousticModel
+from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
 
 
@@ -270,9 +270,9 @@ def train(
         skip = state.epoch_batches  # batches this epoch already did before a resume
         sampler.start_at(skip)
         model.train()
-        bar = tqdm(
+        bar = progress_bar(
             total=steps_per_epoch, initial=skip // cfg.train.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-            unit="step", disable=not (progress and main_process), dynamic_ncols=True,
+            unit="step", disable=not (progress and main_process),
         )
         started = time.perf_counter()
         window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, started

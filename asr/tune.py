@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
@@ -37,6 +36,7 @@ from asr.decode import BeamSearchDecoder, DecodingConfig, Hypothesis
 from asr.evaluate import decode_utterances
 from asr.lm import NGramLM
 from asr.metrics import corpus_errors
+from asr.progress import progress as progress_bar
 
 TUNING_FILE = "lm_tuning.json"
 FORMAT = "asr-lm-tuning"
@@ -142,7 +142,7 @@ def sweep(
     if not points:
         raise ConfigError("no (alpha, beta) points to try")
     results = []
-    bar = tqdm(points, desc="tune-lm", unit="point", disable=not progress)
+    bar = progress_bar(points, desc="tune-lm", unit="point", disable=not progress)
     for alpha, beta in bar:
         weighted = decoder.with_weights(alpha, beta)
         texts = [weighted(lp[None], torch.tensor([lp.shape[0]]))[0].text for lp in log_probs]

@@ -3,7 +3,8 @@
 Every row of every manifest is checked and every problem reported, not only the first:
 rows that are not manifest rows, duplicate ids, missing or unreadable audio, durations that
 do not match the audio, empty transcripts and characters the vocabulary cannot spell.
-Audio is checked from its header (cheap for 281k LibriSpeech files); ``asr prepare``
+Audio is checked from its header (cheap for 281k LibriSpeech files), or decoded where a
+compressed format's header only estimates the duration (m4a, webm, MP3); ``asr prepare``
 already decoded every file once.
 """
 
@@ -16,8 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
+from asr.audio import AudioError, audio_duration
 from asr.data import Utterance, manifest_row
 from asr.text import Vocabulary
 
@@ -117,16 +117,17 @@ def validate_manifest(
 
 
 def _audio_seconds(audio: str) -> float | Problem:
-    """The file's duration from its header, or the problem (kind and detail) that prevents reading it."""
+    """The file's duration (from its header where the format has an exact one), or the
+    problem (kind and detail) that prevents reading it."""
     if not Path(audio).is_file():
         return Problem("", 0, "", MISSING_AUDIO, f"{audio} does not exist")
     try:
-        info = sf.info(audio)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        return Problem("", 0, "", UNREADABLE_AUDIO, f"{audio}: {' '.join(str(err).split())}")
-    if info.frames == 0:
+        seconds = audio_duration(audio)
+    except AudioError as err:
+        return Problem("", 0, "", UNREADABLE_AUDIO, str(err))
+    if seconds == 0:
         return Problem("", 0, "", UNREADABLE_AUDIO, f"{audio} has no samples")
-    return info.frames / info.samplerate
+    return seconds
 
 
 def validate_manifests(

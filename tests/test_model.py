@@ -7,6 +7,7 @@ import torch
 
 from asr.checkpoint import load_model, save_checkpoint
 from asr.config import ConfigError, ExperimentConfig, load_config
+from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 
@@ -21,7 +22,7 @@ def _ids(variant):
 
 def _model(cell: str, bidirectional: bool, **overrides) -> tuple[AcousticModel, ExperimentConfig]:
     settings = dict(n_mels=20, hidden=24, layers=2, stack=3, dropout=0.0, cell=cell, bidirectional=bidirectional)
-    cfg = ExperimentConfig(model=ModelConfig(**{**settings, **overrides}))
+    cfg = ExperimentConfig(features=FeatureConfig(n_mels=20), model=ModelConfig(**{**settings, **overrides}))
     torch.manual_seed(0)
     return AcousticModel(cfg.model), cfg
 

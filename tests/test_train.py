@@ -95,3 +95,22 @@ def test_config_round_trips_through_dict():
     cfg = _config(Path("corpus"), 3)
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
     assert dataclasses.asdict(cfg)["model"]["hidden"] == 128
+
+
+@pytest.mark.slow
+def test_feature_size_has_one_source_of_truth(tiny_corpus, tmp_path):
+    """``features.n_mels`` sets the model's input size; a config that contradicts itself is one line."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[data]\ntrain_manifests = ["{tiny_corpus / "train.jsonl"}"]\n'
+                    "[model]\nhidden = 16\nlayers = 1\n[train]\nepochs = 1\nmax_batch_seconds = 12.0\nnum_workers = 0\n")
+    command = [sys.executable, "-m", "asr", "train", "--config", str(conf), "--exp-dir", str(tmp_path / "exp")]
+    out = subprocess.run(command + ["--set", "features.n_mels=64"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr  # stderr is a pipe: plain progress lines, no bar frames
+    loaded = load_model(tmp_path / "exp" / "best.pt")
+    assert loaded.config.features.n_mels == loaded.config.model.n_mels == 64
+    assert loaded.model.feat_mean.shape == (64,)
+
+    out = subprocess.run(command + ["--set", "model.n_mels=64"], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "model.n_mels = 64 but features.n_mels = 80" in out.stderr

@@ -10,13 +10,10 @@ skipped without one.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import random
 import shutil
-import subprocess
 from pathlib import Path
 
 import librosa
@@ -28,14 +25,13 @@ import torch
 from torch import nn
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
-from asr.checkpoint import LoadedModel, load_model, save_checkpoint
+from asr.checkpoint import LoadedModel, load_model
 from asr.cli import main
 from asr.config import ExperimentConfig
 from asr.align import Word, align_words
 from asr.decode import GreedyDecoder, Hypothesis
 from asr.formats import render, split_segments, to_json
-from asr.metrics import word_errors
-from asr.model import AcousticModel, ModelConfig
+from asr.model import ModelConfig
 from asr.sentences import generate_sentences
 from asr.text import Vocabulary
 from asr.transcribe import (
@@ -433,15 +429,6 @@ def test_srt_vtt_and_json_layout() -> None:
 # --- the command line --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def random_checkpoint(tmp_path: Path) -> Path:
-    cfg = ExperimentConfig(model=ModelConfig(hidden=16, layers=1))
-    model = AcousticModel(cfg.model)
-    model.set_normalization(torch.full((80,), -8.0), torch.full((80,), 4.0))
-    save_checkpoint(tmp_path / "random.pt", model, cfg, VOCAB)
-    return tmp_path / "random.pt"
-
-
 def test_cli_folder_with_bad_files(tmp_path: Path, random_checkpoint: Path, capsys) -> None:
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
@@ -483,99 +470,94 @@ def test_cli_refuses_bad_option_combinations(random_checkpoint: Path, tmp_path: 
     assert "overlap" in capsys.readouterr().err
 
 
-# --- with a trained model (skipped without one) ---------------------------------------------------
+# --- with the demo's trained model (skipped without one; required in CI) -------------------------
+# These hold for any model the demo trains: they judge what the method guarantees, not how
+# well one set of weights happens to spell. The figures that move from run to run (timing
+# errors, the long file's WER against one by one) are reported by scripts/bench_longform.py.
 
-TRAINED = Path(os.environ.get("ASR_TEST_MODEL", REPO / "exp" / "synthetic" / "best.pt"))
-needs_trained_model = pytest.mark.skipif(not TRAINED.is_file(), reason=f"no trained model at {TRAINED}")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+SPOKEN_WORDS = "PEOPLE OFTEN WALK TO SCHOOL WHEN THE WEATHER IS GOOD".split()
 
 
-def _espeak(text: str, voice: str = "en-us", rate: int = 160) -> np.ndarray:
-    wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", text.lower()],
-                         capture_output=True, check=True).stdout
-    with sf.SoundFile(io.BytesIO(wav)) as f:
-        audio = f.read(dtype="float32")
-        rate_in = f.samplerate
-    return soxr.resample(audio, rate_in, SAMPLE_RATE, quality="HQ").astype(np.float32)
+def _assert_words_in_order(words: tuple[Word, ...], duration: float) -> None:
+    """Times within the audio, each word after the previous one: a word decoded twice where two
+    pieces of a long file overlap would overlap itself."""
+    for previous, word in zip((None,) + words[:-1], words):
+        assert 0 <= word.start < word.end <= duration + 1e-6 and 0 <= word.confidence <= 1, word
+        assert previous is None or previous.end <= word.start + 1e-6, (previous, word)
 
 
-@needs_trained_model
 @needs_espeak
 @pytest.mark.slow
-def test_trained_model_times_separately_spoken_words_within_100_ms(tmp_path: Path) -> None:
-    words = "PEOPLE OFTEN WALK TO SCHOOL WHEN THE WEATHER IS GOOD".split()
-    rng = np.random.default_rng(0)
-    pieces, expected, at = [_silence(0.5)], [], 0.5
-    for word in words:
-        audio, _ = librosa.effects.trim(_espeak(word), top_db=40, frame_length=256, hop_length=64)  # 4 ms steps
-        expected.append((word, at, at + len(audio) / SAMPLE_RATE))
-        gap = _silence(rng.uniform(0.3, 0.7))
-        pieces += [audio, gap]
-        at += (len(audio) + len(gap)) / SAMPLE_RATE
+def test_trained_model_times_separately_spoken_words(trained_model: Path, tmp_path: Path) -> None:
+    """Ten words spoken one at a time, 0.3-0.7 s apart, so each word's sound is known.
+
+    Margin, from the method: a letter times its word only if emitted within HEARD_SECONDS of
+    sound, and word edges move over loud frames on the model's output grid. So an edge lies
+    at most HEARD_SECONDS plus one output frame outside its word's sound, plus one frame for
+    the two silence rules (align's loud frames; the recording's 40 dB trim). Words the model
+    misspells are judged the same way: timing, not spelling, is under test.
+    """
+    from asr.align import HEARD_SECONDS
+    from asr.inference import log_probs
+    from asr.recordings import spoken_words
+    from asr.transcribe import frame_seconds
+
+    recording = spoken_words(SPOKEN_WORDS)
     path = tmp_path / "words.flac"
-    sf.write(path, np.concatenate(pieces), SAMPLE_RATE)
-    loaded = load_model(TRAINED)
-    (transcript,) = transcribe_files(loaded, [path], GreedyDecoder(loaded.vocab))
-    # Timing, not spelling, is under test: a word the model splits ("WHENT HE" for "WHEN THE")
-    # is timed by its pieces, each assigned to the spoken word its centre falls in.
-    pieces_of = {i: [] for i in range(len(expected))}
+    sf.write(path, recording.audio, SAMPLE_RATE)
+    loaded = load_model(trained_model)
+    decoder = GreedyDecoder(loaded.vocab)
+    (transcript,) = transcribe_files(loaded, [path], decoder)
+    wave = torch.from_numpy(load_audio(path))
+    (hyp,) = decoder(*log_probs(loaded.model, loaded.config.features, wave[None], torch.tensor([len(wave)])))
+    # Timing moves no letter: the transcript spells what the decoder decoded (word breaks
+    # may differ: alignment also ends a word at a long silence).
+    assert transcript.text.replace(" ", "") == hyp.text.replace(" ", "")
+    _assert_words_in_order(transcript.words, len(wave) / SAMPLE_RATE)
+
+    margin = HEARD_SECONDS + 2 * frame_seconds(loaded)
+    pieces_of: dict[int, list[Word]] = {i: [] for i in range(len(SPOKEN_WORDS))}
     for got in transcript.words:
         centre = (got.start + got.end) / 2
-        inside = [i for i, (_, start, end) in enumerate(expected) if start - 0.1 <= centre <= end + 0.1]
+        inside = [i for i, (start, end) in enumerate(recording.spans) if start - margin <= centre <= end + margin]
         assert inside, f"{got} lies in a pause ({transcript.text})"
         pieces_of[inside[0]].append(got)
-    for i, (word, start, end) in enumerate(expected):
+    for i, (word, (start, end)) in enumerate(zip(SPOKEN_WORDS, recording.spans)):
         found = pieces_of[i]
         assert found, f"{word} ({start:.2f}-{end:.2f} s) was not heard ({transcript.text})"
-        got_start, got_end = found[0].start, found[-1].end
-        assert abs(got_start - start) <= 0.1 and abs(got_end - end) <= 0.1, (word, start, end, found)
+        assert abs(found[0].start - start) <= margin and abs(found[-1].end - end) <= margin, (word, start, end, found)
 
 
-@needs_trained_model
 @needs_espeak
 @pytest.mark.slow
-def test_trained_model_ten_minute_file_wer_matches_one_by_one(tmp_path: Path) -> None:
-    """Ten minutes of one recording: clean utterances 0.3 s apart under one continuous
-    background noise (pink, 25 dB below the speech). "One by one" decodes the same samples
-    cut at the known utterance boundaries, so the two differ only in where the audio is cut.
+def test_trained_model_ten_minute_recording_loses_and_doubles_nothing(trained_model: Path, tmp_path: Path) -> None:
+    """Ten minutes of one recording (clean utterances 0.3 s apart under one pink noise, 25 dB
+    below the speech), transcribed as one file: read in blocks, cut into pieces, stitched.
 
-    (Joining the corpus's files as they are would add what no recording has: the noise of a
-    noisy file stopping dead at its end. The model hears such an edge as a "T" burst.)
+    Whatever the model: the words come out in time order without overlapping (no stretch
+    decoded twice), and each utterance gives as many words as it does decoded alone, give or
+    take one at each of its two edges, where its context differs (alone it starts and ends at
+    the cut; in the file it hears its neighbours), so no piece or seam loses words.
     """
-    from asr.synth import SynthConfig, _colored_noise, synthesize_corpus
+    from asr.recordings import clean_utterances, continuous_recording
 
-    config = SynthConfig(train_utterances=0, dev_utterances=0, test_utterances=260, train_speakers=0,
-                         dev_speakers=0, test_speakers=4, noise=0.0, seed=11, jobs=1)
-    synthesize_corpus(tmp_path / "corpus", config, progress=False)
-    references = {}
-    for trans in sorted((tmp_path / "corpus" / "test").glob("*/*/*.trans.txt")):
-        for line in trans.read_text().splitlines():
-            utterance_id, text = line.split(" ", 1)
-            references[trans.parent / f"{utterance_id}.flac"] = text
-    texts, pieces, bounds, at = [], [], [], 0
-    for path in sorted(references):
-        audio = load_audio(path)
-        texts.append(references[path])
-        bounds.append((at, at + len(audio)))
-        pieces += [audio, _silence(0.3)]
-        at += len(audio) + len(pieces[-1])
-        if at >= 600 * SAMPLE_RATE:
-            break
-    recording = np.concatenate(pieces)
-    speech_power = np.mean(np.concatenate([recording[a:b] for a, b in bounds]) ** 2)
-    noise = _colored_noise(np.random.default_rng(0), recording.size, exponent=1.0)
-    recording = (recording + noise * np.sqrt(speech_power / 10 ** 2.5)).astype(np.float32)
+    recording = continuous_recording(clean_utterances(tmp_path / "corpus"), seconds=600)
     long_path = tmp_path / "long.flac"
-    sf.write(long_path, recording, SAMPLE_RATE)
-    one_paths = []
-    for i, (a, b) in enumerate(bounds):
-        one_paths.append(tmp_path / f"one-{i:04d}.flac")
-        sf.write(one_paths[-1], recording[a:b], SAMPLE_RATE)
-    loaded = load_model(TRAINED)
+    sf.write(long_path, recording.audio, SAMPLE_RATE)
+    one_paths = [tmp_path / f"one-{i:04d}.flac" for i in range(len(recording.spans))]
+    for i, path in enumerate(one_paths):
+        sf.write(path, recording.segment(i), SAMPLE_RATE)
+    loaded = load_model(trained_model)
     decoder = GreedyDecoder(loaded.vocab)
-    reference = " ".join(texts)
-    one_by_one = " ".join(t.text for t in transcribe_files(loaded, one_paths, decoder))
+    one_by_one = list(transcribe_files(loaded, one_paths, decoder))
     (long,) = transcribe_files(loaded, [long_path], decoder)
-    wer_single = word_errors(reference, one_by_one).rate
-    wer_long = word_errors(reference, long.text).rate
-    assert abs(wer_long - wer_single) <= 0.02, (wer_single, wer_long)
+
+    assert long.error is None and long.duration == pytest.approx(len(recording.audio) / SAMPLE_RATE)
+    _assert_words_in_order(long.words, long.duration)
+    centres = np.array([(w.start + w.end) / 2 for w in long.words])
+    gap = 0.3  # s between utterances: a word belongs to the utterance its centre is nearest
+    for (start, end), alone in zip(recording.spans, one_by_one):
+        heard = int(((centres >= start - gap / 2) & (centres < end + gap / 2)).sum())
+        assert abs(heard - len(alone.words)) <= 2, (start, end, alone.text, [w for w in long.words
+                                                                            if start - 1 <= w.start <= end + 1])

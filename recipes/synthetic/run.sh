@@ -42,8 +42,12 @@ evaluate_test() {
     | tee "$EXP/decode-test-greedy.log"
 }
 transcribe_one() {
-  local file
-  file=$(find "$DATA/corpus/test" -name '*.flac' | sort | head -n 1)
+  local files file
+  # Every line is read: `find | sort | head -n 1` under pipefail fails when head exits
+  # before sort has written everything (sort dies of SIGPIPE, exit 141).
+  mapfile -t files < <(find "$DATA/corpus/test" -name '*.flac' | sort)
+  [ ${#files[@]} -gt 0 ] || { echo "$0: no test audio under $DATA/corpus/test" >&2; return 1; }
+  file=${files[0]}
   asr transcribe --model "$EXP/best.pt" "$file"
   echo "reference: $(grep "$(basename "$file" .flac)" "$(dirname "$file")"/*.trans.txt)"
 }
