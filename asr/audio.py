@@ -6,6 +6,7 @@ other video, webm/Opus, wma, ...) and MP3 are decoded by FFmpeg's libraries insi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,12 @@ import soxr
 
 SAMPLE_RATE = 16_000  # Hz; every model in asr works at this rate
 READ_SECONDS = 10.0  # audio read from a file at a time when streaming
+# What one file may expand to. A damaged header that claims 1 Hz would make 400 KB of
+# samples 13 GB at 16 kHz: rates outside speech audio's are refused, as are whole-file
+# reads longer than an hour (stream_audio, which transcription uses, reads any length).
+MIN_SAMPLE_RATE = 4_000  # Hz; telephone speech is 8 kHz
+MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate audio interfaces record at
+MAX_LOAD_SECONDS = 3600.0
 # Searched for in folders. libsndfile reads the first row; FFmpeg (PyAV) the others, audio
 # and the audio track of video.
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64",
@@ -38,6 +45,8 @@ def check_audio_file(path: str | Path) -> Path:
         raise AudioError(path, "no such file")
     if path.is_dir():
         raise AudioError(path, "is a directory, not an audio file")
+    if not path.is_file():  # reading a FIFO would wait for a writer forever
+        raise AudioError(path, "is not a regular file (a FIFO, socket or device)")
     if path.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     return path
@@ -52,11 +61,17 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     sound_file = _open_soundfile(path)
     if sound_file is None:  # a format libsndfile does not know: FFmpeg's decoders
         rate, blocks = _ffmpeg_blocks(path, READ_SECONDS)
-        samples = np.concatenate(list(blocks) or [np.zeros((0, 1), np.float32)])  # (N, C)
+        kept, total = [], 0
+        for block in blocks:  # (N, C)
+            total += len(block)
+            _check_length(path, total, rate)
+            kept.append(block)
+        samples = np.concatenate(kept or [np.zeros((0, 1), np.float32)])  # (N, C)
     else:
         rate = sound_file.samplerate
         try:
             with sound_file:
+                _check_length(path, sound_file.frames, rate)
                 samples = sound_file.read(dtype="float32", always_2d=True)  # (N, C)
         except _SOUNDFILE_ERRORS as err:
             raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
@@ -104,12 +119,26 @@ def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterat
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
+def _check_rate(path: Path, rate: int) -> int:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(path, f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz "
+                               "(a damaged header?); not read")
+    return rate
+
+
+def _check_length(path: Path, frames: int, rate: int) -> None:
+    if frames > MAX_LOAD_SECONDS * rate:
+        raise AudioError(path, f"longer than {MAX_LOAD_SECONDS / 3600:g} h ({frames / rate / 3600:.1f} h or more) to "
+                               "read whole; asr transcribe streams recordings of any length")
+
+
 def _open_soundfile(path: Path) -> sf.SoundFile | None:
     """The file opened by libsndfile (WAV, FLAC, Ogg Vorbis/Opus, AIFF, ...), or None when
     libsndfile cannot open it (or should not read it). A file it opens but then fails to
     read is damaged and is not handed to FFmpeg, which would quietly skip the damage."""
     try:
-        sound_file = sf.SoundFile(str(path))
+        # As bytes: soundfile cannot encode a str holding a file name that is not UTF-8.
+        sound_file = sf.SoundFile(os.fsencode(path))
     except _SOUNDFILE_ERRORS:
         return None
     if sound_file.format == "MP3":
@@ -117,6 +146,9 @@ def _open_soundfile(path: Path) -> sf.SoundFile | None:
         # a multiple of its 1,152-sample frame, so streamed MP3 would be damaged: FFmpeg reads it.
         sound_file.close()
         return None
+    if not MIN_SAMPLE_RATE <= sound_file.samplerate <= MAX_SAMPLE_RATE:
+        sound_file.close()
+        _check_rate(path, sound_file.samplerate)
     return sound_file
 
 
@@ -153,9 +185,11 @@ def _ffmpeg_blocks(path: Path, read_seconds: float) -> tuple[int, Iterator[np.nd
         raise AudioError(path, "no audio stream in this file")
     stream = container.streams.audio[0]
     rate = stream.codec_context.sample_rate or stream.rate
-    if not rate:
+    if not rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         container.close()
-        raise AudioError(path, "cannot decode audio (its audio stream has no sample rate)")
+        if not rate:
+            raise AudioError(path, "cannot decode audio (its audio stream has no sample rate)")
+        _check_rate(path, rate)
     return rate, _ffmpeg_decode(path, container, stream, rate, max(1, int(read_seconds * rate)))
 
 

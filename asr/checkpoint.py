@@ -8,6 +8,7 @@ loads with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import zipfile
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 
+from asr.files import partial_path
 from asr.config import ConfigError, ExperimentConfig
 from asr.model import AcousticModel
 from asr.text import Vocabulary
@@ -24,6 +26,7 @@ from asr.text import Vocabulary
 FORMAT = "asr-checkpoint"
 FORMAT_VERSION = 1
 PARTIAL_PREFIX = "."  # a checkpoint being written is a hidden file beside its final name
+MIN_FREE_BYTES = 1 << 20  # a file system with less room than this after a failed write is full
 
 
 class CheckpointError(ValueError):
@@ -53,7 +56,7 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}.tmp{os.getpid()}")
+    tmp = partial_path(path, PARTIAL_PREFIX)
     try:
         with tmp.open("wb") as f:
             torch.save(payload, f)
@@ -61,13 +64,31 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as err:
+        if not isinstance(err, (OSError, RuntimeError)):
+            tmp.unlink(missing_ok=True)
+            raise
+        reason = _write_failure(path.parent, err)  # asked while the partial file still fills the disk
         tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write" in str(err)):
-            # torch.save reports a failed write as RuntimeError ("... file write failed").
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())[:160]
-            kept = "; the previous checkpoint there is intact" if path.exists() else ""
-            raise CheckpointError(f"{path}: cannot write checkpoint ({reason}){kept}") from None
-        raise
+        kept = "; the previous checkpoint there is intact" if path.exists() else ""
+        raise CheckpointError(f"{path}: cannot write checkpoint ({reason}){kept}") from None
+
+
+def _write_failure(folder: Path, err: OSError | RuntimeError) -> str:
+    """Why writing a checkpoint into ``folder`` failed, in the file system's words.
+
+    The payload is plain tensors and containers, so torch.save fails only in writing, and
+    its zip writer words that as a RuntimeError ("file write failed", "unexpected pos ...").
+    So the failure is matched by what it is (a full disk), not by torch's wording.
+    """
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        stats = None
+    if stats is not None and stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
+        return os.strerror(errno.ENOSPC)
+    return _one_line(err)
 
 
 def remove_partial_checkpoints(folder: str | Path) -> list[Path]:
@@ -108,17 +129,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model described by a checkpoint, in eval mode on ``device``."""
     raw = read_checkpoint(path)
+    # Everything below reads what the file says; a file edited by hand (or damaged) may say
+    # anything, and each way it can fail is the same fault: a damaged checkpoint.
     try:
         config = ExperimentConfig.from_dict(raw["config"], source=f"{path} config")
         vocab = Vocabulary(tuple(raw["vocab"]))
-    except (ConfigError, KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: checkpoint header is damaged ({err})") from None
+    except (ConfigError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise CheckpointError(f"{path}: checkpoint header is damaged ({_one_line(err)})") from None
     if config.model.vocab_size != len(vocab):
         raise CheckpointError(f"{path}: model emits {config.model.vocab_size} tokens but the vocabulary has {len(vocab)}")
-    model = AcousticModel(config.model)
     try:
+        model = AcousticModel(config.model)
         model.load_state_dict(raw["model"])
-    except (RuntimeError, KeyError) as err:
-        raise CheckpointError(f"{path}: weights do not fit the model configuration ({str(err).splitlines()[0]})") from None
+    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError, MemoryError) as err:
+        raise CheckpointError(f"{path}: weights do not fit the model configuration ({_one_line(err)})") from None
     model.to(device).eval()
     return LoadedModel(model, vocab, config, raw)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return " ".join(text[0].split())[:200] if text else type(err).__name__

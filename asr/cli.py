@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -78,13 +79,40 @@ def _count_reasons(reasons) -> str:
     return ", ".join(f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _whole(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        return value
+    return parse
+
+
+def _finite(text: str) -> float:
+    """An argparse type: a finite number (nan and inf are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: must be a finite number")
+    return value
+
+
 def _speed_factors(text: str) -> tuple[float, ...]:
     try:
         factors = tuple(float(f) for f in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers, e.g. 0.9,1.0,1.1") from None
-    if not all(0.5 <= f <= 2.0 for f in factors) or len(set(factors)) != len(factors):
-        raise argparse.ArgumentTypeError(f"{text!r}: factors must be distinct and between 0.5 and 2")
+    from asr.data import SPEED_RANGE
+
+    low, high = SPEED_RANGE
+    if not all(low <= f <= high for f in factors) or len(set(factors)) != len(factors):
+        raise argparse.ArgumentTypeError(f"{text!r}: factors must be distinct and between {low:g} and {high:g}")
     return factors
 
 
@@ -94,11 +122,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = dict(_parse_override(o) for o in args.set or [])
     cfg = load_config(args.config, overrides)
-    state = train(cfg, args.exp_dir, resume=args.resume, device=args.device, progress=not args.quiet)
+    state = train(cfg, args.exp_dir, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                  progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
-    print(f"done: {state.epoch} epochs, {state.step} steps, best dev WER {100 * state.best_wer:.2f}% "
-          f"(epoch {state.best_epoch}); model at {Path(args.exp_dir) / 'best.pt'}")
+    best = Path(args.exp_dir) / "best.pt"
+    scored = (f"best dev WER {100 * state.best_wer:.2f}% (epoch {state.best_epoch})" if math.isfinite(state.best_wer)
+              else "no dev score")
+    print(f"done: {state.epoch} epochs, {state.step} steps, {scored}; "
+          + (f"model at {best}" if best.exists() else "no best.pt was written"))
     return 0
 
 
@@ -141,12 +173,12 @@ def _add_decoder_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding")
     group.add_argument("--decoder", choices=("greedy", "beam"),
                        help="default: beam when --lm or --beam-width is given, else greedy")
-    group.add_argument("--beam-width", type=int, metavar="N",
+    group.add_argument("--beam-width", type=_whole(1), metavar="N",
                        help="beam search width (default: the tuned one for this LM, else 16)")
     group.add_argument("--lm", metavar="LM", help="word n-gram LM (ARPA or KenLM binary) fused into beam search")
-    group.add_argument("--alpha", type=float,
+    group.add_argument("--alpha", type=_finite,
                        help="LM weight (default: the value asr tune-lm stored for this model and LM, else 0.5)")
-    group.add_argument("--beta", type=float, help="bonus per word (default: tuned as --alpha, else 1.0)")
+    group.add_argument("--beta", type=_finite, help="bonus per word (default: tuned as --alpha, else 1.0)")
 
 
 def cmd_lm_build(args: argparse.Namespace) -> int:
@@ -159,26 +191,39 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
 
 def cmd_tune_lm(args: argparse.Namespace) -> int:
     from asr.data import read_manifest
-    from asr.tune import DEFAULT_ALPHAS, DEFAULT_BETAS, grid_points, parse_values, random_points, tune_lm
+    from asr.tune import (DEFAULT_ALPHAS, DEFAULT_BETAS, grid_points, parse_values, random_points, store_tuned,
+                          tune_lm, tuning_file)
 
     alphas, betas = parse_values(args.alphas or DEFAULT_ALPHAS), parse_values(args.betas or DEFAULT_BETAS)
     if args.trials is not None:
         points = random_points(alphas, betas, args.trials, args.seed)
     else:
         points = grid_points(alphas, betas)
+    _check_writable(tuning_file(args.model).parent)  # before the sweep, not after it
     loaded = _load(args)
     utterances = read_manifest(args.manifest)
     results, tuned, skipped = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
-                             progress=not args.quiet)
+                                      progress=not args.quiet)
     for utterance_id, error in skipped.items():
         print(f"asr: error: {error} (utterance {utterance_id} left out of tuning)", file=sys.stderr)
     print(f"{'alpha':>8} {'beta':>8} {'WER %':>8} {'CER %':>8}")
     for point in results[: args.top]:
         print(f"{point.alpha:8.3f} {point.beta:8.3f} {100 * point.wer:8.2f} {100 * point.cer:8.2f}")
     print(f"best: alpha={tuned.alpha:g} beta={tuned.beta:g}, WER {100 * tuned.wer:.2f}% CER {100 * tuned.cer:.2f}% "
-          f"on {tuned.utterances} utterances ({len(points)} points, beam width {tuned.beam_width}); stored in "
-          f"{tuned.source}, used by asr evaluate and asr transcribe with --lm {args.lm}")
+          f"on {tuned.utterances} utterances ({len(points)} points, beam width {tuned.beam_width})", flush=True)
+    store_tuned(args.model, args.lm, tuned)  # the table is out first: a failed write costs no result
+    print(f"stored in {tuned.source}, used by asr evaluate and asr transcribe with --lm {args.lm}")
     return EXIT_PARTIAL_FAILURE if skipped else 0
+
+
+def _check_writable(folder: Path) -> None:
+    """Raise the OSError a write into ``folder`` would meet (read-only, no permission, full),
+    before a long computation whose result goes there."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -191,6 +236,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not utterances:
         return _fail(f"{args.manifest}: manifest has no utterances")
     decoder = _decoder(args, loaded)
+    # The default folder names the decoding, so a beam run does not overwrite a greedy one.
+    method = "greedy" if isinstance(decoder, GreedyDecoder) else ("beam-lm" if args.lm else "beam")
+    default_dir = Path(args.model).parent / f"decode-{Path(args.manifest).stem}-{method}"
+    out_dir = Path(args.out_dir) if args.out_dir else default_dir
+    _check_writable(out_dir)  # before decoding, not after it
     decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder,
                                 progress=not args.json)
     # An utterance whose audio cannot be read is reported, listed in skipped.txt and left out of the score.
@@ -202,15 +252,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _fail(f"{args.manifest}: no utterance's audio could be read ({len(skipped)} failed)",
                      EXIT_PARTIAL_FAILURE)
     result = score(utterances, decoded.texts, skipped)
-    # The default folder names the decoding, so a beam run does not overwrite a greedy one.
-    method = "greedy" if isinstance(decoder, GreedyDecoder) else ("beam-lm" if args.lm else "beam")
-    default_dir = Path(args.model).parent / f"decode-{Path(args.manifest).stem}-{method}"
-    out_dir = Path(args.out_dir) if args.out_dir else default_dir
-    write_reports(result, out_dir, [u.speaker for u in utterances])
+    # The score is printed first: a write that fails after all costs no result.
     if args.json:
-        print(json.dumps({**result.summary(), "output_dir": str(out_dir)}))
+        print(json.dumps({**result.summary(), "output_dir": str(out_dir)}), flush=True)
     else:
-        print(format_summary(result))
+        print(format_summary(result), flush=True)
+    write_reports(result, out_dir, [u.speaker for u in utterances])
+    if not args.json:
         print(f"per-utterance results and sclite trn files in {out_dir}")
     if skipped:
         print(f"{len(skipped)} utterance{'s' * (len(skipped) != 1)} skipped: audio could not be read "
@@ -341,19 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="make the synthetic espeak-ng corpus in LibriSpeech layout")
     p.add_argument("--out", required=True, help="output folder (gets train/, dev/, test/)")
-    p.add_argument("--train", type=int, help="training utterances")
-    p.add_argument("--dev", type=int, help="dev utterances")
-    p.add_argument("--test", type=int, help="test utterances")
+    p.add_argument("--train", type=_whole(0), help="training utterances")
+    p.add_argument("--dev", type=_whole(0), help="dev utterances")
+    p.add_argument("--test", type=_whole(0), help="test utterances")
     p.add_argument("--seed", type=int)
-    p.add_argument("--noise", type=float, metavar="PROB", help="share of utterances given background noise (default 0.2)")
-    p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--noise", type=_finite, metavar="PROB", help="share of utterances given background noise (default 0.2)")
+    p.add_argument("--jobs", type=_whole(1), help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", help="LibriSpeech-layout folder(s) -> JSON-lines manifest")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="subset folder(s) holding speaker folders")
     p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--jobs", type=int, help="decoding threads (default: all cores)")
+    p.add_argument("--jobs", type=_whole(1), help="decoding threads (default: all cores)")
     p.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
                    help="also list each utterance at these speeds, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
                         "the audio is resampled when loaded, nothing is written to disk)")
@@ -363,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.add_argument("--exp-dir", required=True, help="experiment folder for checkpoints and logs")
     p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="EXP_DIR holds an earlier run: delete its checkpoints and metrics and start over")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -390,17 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
                            help="write DIR/NAME.FORMAT per file (NAME: its path under a folder argument, "
                                 "else its file name, without extension); without it, print path<TAB>text "
                                 "lines (txt) or JSON lines (json)")
-            p.add_argument("--window", type=float, default=20.0, metavar="SECONDS",
+            p.add_argument("--window", type=_finite, default=20.0, metavar="SECONDS",
                            help="longer files are cut into pieces of at most this length, at pauses where "
                                 "there are some (default 20)")
-            p.add_argument("--overlap", type=float, default=4.0, metavar="SECONDS",
+            p.add_argument("--overlap", type=_finite, default=4.0, metavar="SECONDS",
                            help="overlap of two pieces cut where there is no pause (default 4)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("export", help="export a checkpoint's acoustic model to ONNX (needs asr[onnx])")
     p.add_argument("--model", required=True, help="checkpoint (.pt)")
     p.add_argument("--out", required=True, help="ONNX file to write (.onnx); asr transcribe --model reads it")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument("--opset", type=_whole(7), default=17, help="ONNX opset version (default 17)")
     p.set_defaults(func=cmd_export)
 
     from asr.lm import SMOOTHINGS  # light: the LM toolkits load only when used
@@ -409,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     p = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text with IRSTLM")
     p.add_argument("--text", required=True, help="training text: one normalised sentence per line")
-    p.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    p.add_argument("--order", type=_whole(1), default=3, help="n-gram order (default 3)")
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.add_argument("--smoothing", default=SMOOTHINGS[0], choices=SMOOTHINGS, help=f"default {SMOOTHINGS[0]}")
     p.set_defaults(func=cmd_lm_build)
@@ -421,11 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alphas", metavar="START:STOP:STEP|A,B,...", help="LM weights to try (default 0:2:0.25)")
     p.add_argument("--betas", metavar="START:STOP:STEP|A,B,...",
                    help="word bonuses to try (default -1:3:0.5; write --betas=-2:1:0.5 when the first is negative)")
-    p.add_argument("--trials", type=int, metavar="N",
+    p.add_argument("--trials", type=_whole(1), metavar="N",
                    help="random search: N points drawn uniformly within the alpha and beta ranges, instead of the grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the random search")
-    p.add_argument("--beam-width", type=int, default=16, metavar="N")
-    p.add_argument("--top", type=int, metavar="N", help="print only the N best points")
+    p.add_argument("--beam-width", type=_whole(1), default=16, metavar="N")
+    p.add_argument("--top", type=_whole(1), metavar="N", help="print only the N best points")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_tune_lm)
@@ -453,15 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check manifests before training (missing audio, empty text, duplicate ids, ...)")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
-    p.add_argument("--jobs", type=int, help="threads reading audio headers")
-    p.add_argument("--max-problems", type=int, default=50, metavar="N",
+    p.add_argument("--jobs", type=_whole(1), help="threads reading audio headers")
+    p.add_argument("--max-problems", type=_whole(0), default=50, metavar="N",
                    help="print at most N problems (default 50; 0: all); all are counted")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("average", help="average the weights of several checkpoints into one")
     p.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoint files to average (or use --exp-dir)")
     p.add_argument("--exp-dir", help="experiment folder holding epoch-N.pt files (train.keep_epochs)")
-    p.add_argument("--last", type=int, default=5, metavar="N", help="with --exp-dir: average the last N epochs (default 5)")
+    p.add_argument("--last", type=_whole(1), default=5, metavar="N", help="with --exp-dir: average the last N epochs (default 5)")
     p.add_argument("--out", required=True, help="checkpoint to write")
     p.set_defaults(func=cmd_average)
     return parser
@@ -476,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from asr.errors import USER_ERRORS
 
+    # File names that are not UTF-8 print as their bytes, as ls prints them, not as a traceback.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         return args.func(args)
     except USER_ERRORS as err:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asr.bounds import above, at_least, between, check, one_of
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
 
@@ -22,6 +23,11 @@ class DataConfig:
     dev_manifest: str = ""
     max_duration: float = 30.0  # seconds; longer training utterances are left out
     dev_max_utterances: int = 0  # 0 = all; a fixed subset keeps per-epoch dev scoring cheap
+
+    def __post_init__(self) -> None:
+        check(self, {"max_duration": above(0), "dev_max_utterances": at_least(0),
+                     "train_manifests": (lambda v: all(isinstance(m, str) for m in v), "a list of manifest paths"),
+                     "dev_manifest": (lambda v: isinstance(v, str), "a manifest path")})
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,15 @@ class TrainConfig:
     keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)
     checkpoint_every: int = 0  # optimizer steps between mid-epoch saves of last.pt (0: at epoch ends only)
 
+    def __post_init__(self) -> None:
+        check(self, {
+            "epochs": at_least(1), "max_batch_seconds": above(0), "lr": above(0), "weight_decay": at_least(0),
+            "warmup_steps": at_least(0), "final_lr_ratio": between(0, 1), "grad_clip": above(0),
+            "grad_accum": at_least(1), "num_workers": at_least(0), "amp": one_of("auto", "bf16", "fp16", "off"),
+            "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
+            "checkpoint_every": at_least(0),
+        })
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -64,6 +79,8 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "ExperimentConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected sections of settings, got {type(raw).__name__}")
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = set(raw) - set(sections)
         if unknown:
@@ -83,6 +100,8 @@ class ConfigError(ValueError):
 
 
 def _build(kind: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table of settings, got {type(values).__name__} {values!r:.60}")
     fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = set(values) - set(fields)
     if unknown:

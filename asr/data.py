@@ -23,7 +23,8 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio
+from asr.files import partial_path, walk_files
+from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio, stream_audio
 from asr.text import Vocabulary, normalize_text
 
 # LibriSpeech ships FLAC and converted copies are often WAV; a folder in its layout may hold any audio.
@@ -45,7 +46,12 @@ class Utterance:
         row = asdict(self)
         if self.speed == 1.0:
             del row["speed"]  # unperturbed rows stay plain NeMo rows
-        return json.dumps(row, ensure_ascii=False)
+        text = json.dumps(row, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not UTF-8: its bytes as JSON escapes
+            text = json.dumps(row)
+        return text
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,13 @@ def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
 
 
 def _check_audio(path: Path) -> tuple[float, str | None]:
-    """Decode the whole file, since a good header can front a truncated body."""
+    """Decode the whole file, since a good header can front a truncated body; in blocks, so
+    memory stays bounded whatever its length."""
     try:
-        samples = load_audio(path)
+        samples = sum(len(block) for block in stream_audio(path))
     except AudioError as err:
         return 0.0, err.reason
-    return len(samples) / SAMPLE_RATE, None
+    return samples / SAMPLE_RATE, None
 
 
 def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Utterance], list[Skipped]]:
@@ -121,7 +128,10 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
         raise FileNotFoundError(f"{root}: no such directory")
     skipped: list[Skipped] = []
     pending: list[tuple[str, Path, str, str]] = []  # id, audio path, text, speaker
-    chapter_dirs = sorted({trans.parent for trans in root.rglob("*.trans.txt")})
+    transcripts, unreadable = walk_files(root, lambda name: name.endswith(".trans.txt"))
+    for folder, reason in unreadable:
+        skipped.append(Skipped(str(folder), f"cannot read folder ({reason}); whatever it holds is left out"))
+    chapter_dirs = sorted({trans.parent for trans in transcripts})
     for chapter_dir in chapter_dirs:
         texts, bad_lines = _transcripts(chapter_dir, skipped)
         for utt_id, raw_text in sorted(texts.items()):
@@ -156,13 +166,17 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
     """Write JSON lines atomically; returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = partial_path(path)
     count = 0
-    with tmp.open("w", encoding="utf-8") as f:
-        for utt in utterances:
-            f.write(utt.to_json() + "\n")
-            count += 1
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for utt in utterances:
+                f.write(utt.to_json() + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return count
 
 
@@ -189,22 +203,33 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
     Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a row that is not a manifest row.
     ``normalize=False`` keeps the text as written (for checking it, see :mod:`asr.validate`).
     """
+    for key, kinds in (("audio_filepath", str), ("text", str), ("id", str), ("speaker", str),
+                       ("duration", (int, float)), ("speed", (int, float))):
+        # A null text would be scored as the word NONE; a string speed would be parsed.
+        if key in row and (not isinstance(row[key], kinds) or isinstance(row[key], bool)):
+            raise TypeError(f"{key} must be a {'string' if kinds is str else 'number'}, got {row[key]!r}")
     audio = Path(row["audio_filepath"])
     if not audio.is_absolute():
         audio = base / audio
     utt_id = str(row.get("id") or audio.stem)
     speed = float(row.get("speed", 1.0))
-    if not (math.isfinite(speed) and speed > 0):
-        raise ValueError(f"speed must be a positive number, got {row['speed']!r}")
-    text = str(row.get("text", ""))
+    if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:  # 1e-9 would resample a second into 500 years
+        raise ValueError(f"speed must be from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g}, got {row['speed']!r}")
+    duration = float(row["duration"])
+    if not (math.isfinite(duration) and duration >= 0):
+        raise ValueError(f"duration must be a number of seconds, got {row['duration']!r}")
+    text = row.get("text", "")
     return Utterance(
         id=utt_id,
         audio_filepath=str(audio),
-        duration=float(row["duration"]),
+        duration=duration,
         text=normalize_text(text) if normalize else text,
         speaker=str(row.get("speaker", utt_id.split("-")[0])),
         speed=speed,
     )
+
+
+SPEED_RANGE = (0.5, 2.0)  # speed perturbation factors allowed (Kaldi and lhotse use 0.9-1.1)
 
 
 def speed_perturb(utterances: Iterable[Utterance], factors: Iterable[float]) -> list[Utterance]:
@@ -216,8 +241,8 @@ def speed_perturb(utterances: Iterable[Utterance], factors: Iterable[float]) -> 
     """
     utterances, factors = list(utterances), list(factors)
     for factor in factors:
-        if not (math.isfinite(factor) and factor > 0):
-            raise ValueError(f"speed factors must be positive numbers, got {factor!r}")
+        if not SPEED_RANGE[0] <= factor <= SPEED_RANGE[1]:
+            raise ValueError(f"speed factors must be from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g}, got {factor!r}")
     perturbed = []
     for factor in factors:
         for utt in utterances:

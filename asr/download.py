@@ -110,7 +110,12 @@ def read_md5sum_file(path: Path) -> dict[str, str]:
     ``dir/x.tar.gz`` still match ``x.tar.gz``. Blank lines and ``#`` comments are skipped.
     """
     sums: dict[str, str] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DownloadError(f"{path}: not a text file in UTF-8 (byte 0x{err.object[err.start]:02x} at offset "
+                            f"{err.start}); expected 'MD5  FILENAME' lines as md5sum writes them") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -259,17 +264,32 @@ def _fetch_once(url: str, part: Path, *, timeout: float, bar) -> bool:
             mode = "wb"
         bar.reset(total=total)
         bar.update(offset)
-        with open(part, mode) as f:
+        # A failed read is the network's (retried); a failed write is this machine's (a full
+        # disk, a read-only folder), which no retry mends.
+        try:
+            f = open(part, mode)
+        except OSError as err:
+            raise _local_write_error(part, err) from None
+        with f:
             # http.client returns b"" when the peer closes early instead of raising, so the
             # length check below is what detects a cut transfer.
             while chunk := response.read(CHUNK_BYTES):
-                f.write(chunk)
+                try:
+                    f.write(chunk)
+                    f.flush()
+                except OSError as err:
+                    raise _local_write_error(part, err) from None
                 bar.update(len(chunk))
     size = _size(part)
     if total is not None and size > total:
         part.unlink()
         return False
     return total is None or size == total
+
+
+def _local_write_error(part: Path, err: OSError) -> DownloadError:
+    return DownloadError(f"{part}: cannot write the download ({err.strerror or err}); make room or choose another "
+                         "--dest, then rerun: it resumes from what arrived")
 
 
 def _size(path: Path) -> int:
@@ -299,17 +319,19 @@ def safe_extract(archive: Path, dest: Path) -> None:
             # getmembers() reads the whole archive once, so the checks cover every member
             # before the first byte is written, at the cost of a second decompression pass.
             members = tar.getmembers()
-            root = dest.resolve()
-            for member in members:
-                reason = _unsafe_reason(member, root)
-                if reason is not None:
-                    raise UnsafeArchiveError(
-                        f"{archive.name}: refusing to extract {member.name!r}: {reason}; "
-                        "the archive is not a clean LibriSpeech tarball: "
-                        "delete it and download it again"
-                    )
+            groups = _extraction_targets(dest, members)
+            for root, group in groups.items():
+                for member in group:
+                    reason = _unsafe_reason(member, root)
+                    if reason is not None:
+                        raise UnsafeArchiveError(
+                            f"{archive.name}: refusing to extract {member.name!r}: {reason}; "
+                            "the archive is not a clean LibriSpeech tarball: "
+                            "delete it and download it again"
+                        )
             dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, members=members, **_DATA_FILTER)
+            for root, group in groups.items():
+                tar.extractall(root, members=group, **_DATA_FILTER)
     except _FILTER_ERROR as err:
         raise UnsafeArchiveError(
             f"{archive.name}: refusing to extract: {err}; delete it and download it again"
@@ -319,6 +341,24 @@ def safe_extract(archive: Path, dest: Path) -> None:
             f"{archive}: not a readable .tar.gz ({err}); delete it and download it again"
         ) from None
     marker.touch()
+
+
+def _extraction_targets(dest: Path, members: list[tarfile.TarInfo]) -> dict[Path, list[tarfile.TarInfo]]:
+    """Where each member goes: resolved ``dest``, or, for the members under a top folder that
+    the user made a symbolic link to a folder (``DEST/LibriSpeech -> /big/disk/LibriSpeech``),
+    that folder, with the top folder's name taken off theirs. The link is the user's choice
+    of where the data lives; only what the archive itself holds is checked."""
+    groups: dict[Path, list[tarfile.TarInfo]] = {}
+    for member in members:
+        parts = PurePosixPath(member.name).parts
+        link = dest / parts[0] if parts and parts[0] not in ("/", "..") else None
+        if link is not None and link.is_symlink() and link.is_dir():
+            if len(parts) == 1:
+                continue  # the top folder itself: the link's target stands for it
+            groups.setdefault(link.resolve(), []).append(member.replace(name="/".join(parts[1:]), deep=False))
+        else:
+            groups.setdefault(dest.resolve(), []).append(member)
+    return groups
 
 
 def _unsafe_reason(member: tarfile.TarInfo, root: Path) -> str | None:

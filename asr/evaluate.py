@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,9 +59,11 @@ class EvalResult:
         return self.chars.rate
 
     def summary(self) -> dict:
+        # With no reference word, any inserted word makes the rate infinite, which JSON cannot
+        # hold (json.dumps would write the non-JSON "Infinity"): such a rate is null.
         return {
-            "wer": self.wer,
-            "cer": self.cer,
+            "wer": self.wer if math.isfinite(self.wer) else None,
+            "cer": self.cer if math.isfinite(self.cer) else None,
             "words": self.words.reference_length,
             "substitutions": self.words.substitutions,
             "deletions": self.words.deletions,
@@ -154,9 +157,13 @@ def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] |
 def format_summary(result: EvalResult) -> str:
     w, c = result.words, result.chars
     return (
-        f"WER {100 * result.wer:.2f}% [ {w.errors} / {w.reference_length}, "
+        f"WER {_percent(result.wer)} [ {w.errors} / {w.reference_length}, "
         f"{w.substitutions} sub, {w.deletions} del, {w.insertions} ins ]  "
-        f"CER {100 * result.cer:.2f}% [ {c.errors} / {c.reference_length}, "
+        f"CER {_percent(result.cer)} [ {c.errors} / {c.reference_length}, "
         f"{c.substitutions} sub, {c.deletions} del, {c.insertions} ins ]  "
         f"({len(result.ids)} utterances)"
     )
+
+
+def _percent(rate: float) -> str:
+    return f"{100 * rate:.2f}%" if math.isfinite(rate) else "undefined (no reference words)"

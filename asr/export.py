@@ -121,14 +121,24 @@ class OnnxModel:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "asr_vocab" not in meta or "asr_config" not in meta:
             raise OnnxModelError(f"{path}: not exported by 'asr export' (no asr_vocab/asr_config metadata)")
-        self.vocab = Vocabulary(tuple(json.loads(meta["asr_vocab"])))
-        self.config = ExperimentConfig.from_dict(json.loads(meta["asr_config"]), source=f"{path} metadata")
+        names = ([i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
+        if names != (list(INPUTS), list(OUTPUTS)):
+            raise OnnxModelError(f"{path}: inputs {names[0]} and outputs {names[1]} are not those 'asr export' "
+                                 f"writes ({list(INPUTS)} -> {list(OUTPUTS)})")
+        try:
+            self.vocab = Vocabulary(tuple(json.loads(meta["asr_vocab"])))
+            self.config = ExperimentConfig.from_dict(json.loads(meta["asr_config"]), source=f"{path} metadata")
+        except (ValueError, TypeError, AttributeError) as err:  # ConfigError and JSON errors are ValueErrors
+            raise OnnxModelError(f"{path}: damaged asr metadata ({' '.join(str(err).split())[:160]})") from None
 
     def run(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, n_mels) log-mel, lengths (B,) -> log-probs (B, T', V), lengths (B,)."""
-        out, out_lengths = self.session.run(
-            list(OUTPUTS), {"features": features.float().cpu().numpy(), "lengths": lengths.long().cpu().numpy()}
-        )
+        try:
+            out, out_lengths = self.session.run(
+                list(OUTPUTS), {"features": features.float().cpu().numpy(), "lengths": lengths.long().cpu().numpy()}
+            )
+        except Exception as err:  # onnxruntime's own untyped errors: a graph that does not compute
+            raise OnnxModelError(f"the ONNX model failed to run ({' '.join(str(err).split())[:160]})") from None
         return torch.from_numpy(out), torch.from_numpy(out_lengths)
 
     def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,12 +7,14 @@ Only the mel filterbank and the window are cached, because they never change.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import librosa
 import torch
 
 from asr.audio import SAMPLE_RATE
+from asr.bounds import at_least, between, check, one_of
 
 LOG_FLOOR = 1e-10  # power floor before the log; -23 in natural log, below any real signal
 
@@ -27,6 +29,18 @@ class FeatureConfig:
     fmin: float = 0.0  # Hz
     fmax: float | None = None  # Hz; None = Nyquist
 
+    def __post_init__(self) -> None:
+        nyquist = self.sample_rate / 2
+        check(self, {
+            # Audio is always read at SAMPLE_RATE; features at another rate would misread it.
+            "sample_rate": one_of(SAMPLE_RATE), "win_length": at_least(1),
+            "n_fft": (lambda v: _finite(v) and v >= self.win_length, f"at least win_length ({self.win_length})"),
+            "hop_length": at_least(1), "n_mels": at_least(1), "fmin": between(0, nyquist),
+        })
+        if self.fmax is not None:
+            check(self, {"fmax": (lambda v: _finite(v) and self.fmin < v <= nyquist,
+                                  f"above fmin ({self.fmin:g}) and at most {nyquist:g} Hz")})
+
 
 @dataclass(frozen=True)
 class SpecAugmentConfig:
@@ -34,6 +48,14 @@ class SpecAugmentConfig:
     freq_width: int = 15  # mel bins, upper bound of each mask's width
     time_masks: int = 2
     time_width: float = 0.05  # fraction of the utterance, upper bound of each mask's width
+
+    def __post_init__(self) -> None:
+        check(self, {"freq_masks": at_least(0), "freq_width": at_least(0), "time_masks": at_least(0),
+                     "time_width": between(0, 1)})
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 @functools.lru_cache(maxsize=8)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.align import Word
+from asr.files import partial_path
 from asr.transcribe import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt")
@@ -137,7 +138,7 @@ def write_outputs(transcript: Transcript, base: str | Path, formats: tuple[str, 
     for fmt in formats:
         path = Path(f"{base}.{fmt}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp = partial_path(path)
         try:
             tmp.write_text(render(transcript, fmt), encoding="utf-8")
             os.replace(tmp, path)

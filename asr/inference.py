@@ -19,9 +19,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError(f"device {name!r} requested but no CUDA GPU is available; use --device cpu")
     try:
-        return torch.device(name)
+        device = torch.device(name)
     except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+        device = None
+    # Other torch device types (meta, mps, xla, ...) either hold no data or are not supported here.
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu or cuda (cuda:N for one GPU)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r}: there are only {torch.cuda.device_count()} CUDA GPUs")
+    return device
 
 
 def pad_waves(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

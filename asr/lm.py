@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from asr.files import partial_path
 from asr.text import BLANK, Vocabulary
 
 LOG_10 = math.log(10.0)  # KenLM and ARPA files score in log10
@@ -215,9 +216,13 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
         # IRSTLM expects sentence boundaries to be marked in the training text.
         sentences = tmp_dir / "text.se"
         n_lines = 0
-        with open(text_file, encoding="utf-8") as src, open(sentences, "w", encoding="utf-8") as dst:
-            for line in src:
-                words = line.split()
+        with open(text_file, "rb") as src, open(sentences, "w", encoding="utf-8") as dst:
+            for number, raw in enumerate(src, 1):
+                try:
+                    words = raw.decode("utf-8").split()
+                except UnicodeDecodeError as err:
+                    raise LMError(f"{text_file}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                                  f"{err.start + 1}); write the LM text in UTF-8") from None
                 if words:
                     dst.write(f"<s> {' '.join(words)} </s>\n")
                     n_lines += 1
@@ -236,7 +241,7 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
             raise LMError(f"{text_file}: IRSTLM build-lm.sh produced no LM ({problem})")
         out.parent.mkdir(parents=True, exist_ok=True)
         # Absolute, as IRSTLM runs in the temporary folder; a separate name so `out` is never half written.
-        partial = out.absolute().with_name(out.name + ".partial")
+        partial = partial_path(out.absolute())
         try:
             _run([str(home / "bin" / "compile-lm"), "--text=yes", str(ilm), str(partial)], env, log, text_file)
             if not _is_arpa(partial):

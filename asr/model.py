@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from asr.bounds import at_least, check
+
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
 
@@ -35,10 +37,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell = {self.cell!r}: choose one of {', '.join(CELLS)}")
-        if min(self.n_mels, self.vocab_size, self.stack, self.hidden, self.layers) < 1:
-            raise ValueError("n_mels, vocab_size, stack, hidden and layers must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check(self, {"n_mels": at_least(1), "vocab_size": at_least(1), "stack": at_least(1),
+                     "hidden": at_least(1), "layers": at_least(1),
+                     "dropout": ((lambda v: 0.0 <= v < 1.0), "a number from 0 up to (not including) 1")})
 
     @property
     def width(self) -> int:

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from asr.audio import AudioError, check_audio_file
 from asr.checkpoint import read_checkpoint, remove_partial_checkpoints, save_checkpoint
 from asr.config import ExperimentConfig
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest
@@ -107,15 +108,69 @@ def _normalization_stats(utterances: list[Utterance], cfg: ExperimentConfig, voc
     )
     total = total_sq = None
     frames = 0
+    failures: dict[int, str] = {}
     for batch in loader:
+        failures.update(batch.failed)
+        if not batch.indices:
+            continue
         feats, lengths = log_mel(batch.waves.to(device), batch.wave_lengths.to(device), cfg.features)
         s, sq, n = feature_stats(feats, lengths)
         total = s if total is None else total + s
         total_sq = sq if total_sq is None else total_sq + sq
         frames += n
+    if not frames:
+        first = next(iter(failures.values()), "no audio")
+        raise TrainingError(f"none of the {len(sample)} training utterances sampled for feature statistics could be "
+                            f"read (first: {first}); check the training manifests with asr validate")
     mean = total / frames
     std = (total_sq / frames - mean.square()).clamp_min(0).sqrt()
     return mean.float(), std.float()
+
+
+def _readable_dev(dev_utts: list[Utterance], manifest: str, main_process: bool) -> list[Utterance]:
+    """The dev utterances whose audio file is there; the others are left out, and said so.
+
+    None there is an error: a score over no utterance would read 0% and choose best.pt.
+    """
+    kept, missing = [], []
+    for utterance in dev_utts:
+        try:
+            check_audio_file(utterance.audio_filepath)
+            kept.append(utterance)
+        except AudioError as err:
+            missing.append(str(err))
+    if dev_utts and not kept:
+        raise TrainingError(f"{manifest}: none of its {len(dev_utts)} dev utterances can be read (first: {missing[0]}); "
+                            "fix the dev manifest, or leave data.dev_manifest empty to train without one")
+    if missing and main_process:
+        print(f"asr: warning: {len(missing)} of {len(dev_utts)} dev utterances cannot be read and are left out "
+              f"of dev scoring (first: {missing[0]})", file=sys.stderr, flush=True)
+    return kept
+
+
+def _check_resumable(raw: dict, cfg: ExperimentConfig, vocab: Vocabulary, last_path: Path) -> None:
+    """Refuse to continue a run whose model or features differ from ``cfg``'s: its weights
+    would be trained on other inputs, or not fit at all."""
+    if tuple(raw.get("vocab", ())) != vocab.tokens:
+        raise TrainingError(f"{last_path} was trained with another vocabulary ({len(raw.get('vocab', ()))} tokens, "
+                            f"this asr has {len(vocab)}); train into a new --exp-dir")
+    saved = ExperimentConfig.from_dict(raw["config"], source=str(last_path))
+    changed = [f"{section}.{key}" for section in ("features", "model")
+               for key, value in asdict(getattr(cfg, section)).items() if asdict(getattr(saved, section))[key] != value]
+    if changed:
+        raise TrainingError(f"{last_path} holds a model built with other settings ({', '.join(changed)}); "
+                            "resume with the config it was trained with, or train into a new --exp-dir")
+
+
+def _drop_metrics_after(metrics_path: Path, step: int) -> None:
+    """Forget the rows a killed run logged after the checkpoint it resumes from; the resumed
+    run logs those steps again."""
+    if not metrics_path.exists():
+        return
+    lines = metrics_path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        metrics_path.write_text("".join(line + "\n" for line in kept))
 
 
 def _init_distributed() -> tuple[int, int, int, bool]:
@@ -154,13 +209,16 @@ def _plot_curves(metrics_path: Path, out_png: Path) -> None:
 
 
 def train(
-    cfg: ExperimentConfig, exp_dir: str | Path, *, resume: bool = False, device: str = "auto", progress: bool = True
+    cfg: ExperimentConfig, exp_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+    device: str = "auto", progress: bool = True,
 ) -> TrainingState:
     """Train a model as ``cfg`` says, writing checkpoints and metrics into ``exp_dir``.
 
     ``exp_dir`` receives ``last.pt`` (everything needed to resume), ``best.pt`` (the
     weights with the lowest dev WER so far), ``metrics.jsonl``, ``config.json`` and, at
-    the end, ``curves.png``. With ``resume`` training continues from ``last.pt``.
+    the end, ``curves.png``. With ``resume`` training continues from ``last.pt``. An
+    ``exp_dir`` that already holds a run is refused unless ``resume`` continues it or
+    ``overwrite`` deletes it first.
     """
     rank, local_rank, world, started_group = _init_distributed()
     main_process = rank == 0
@@ -169,6 +227,16 @@ def train(
         dev_device = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev_device)
     exp_dir = Path(exp_dir)
+    last_path, best_path, metrics_path = exp_dir / "last.pt", exp_dir / "best.pt", exp_dir / "metrics.jsonl"
+    # A run's checkpoints are its results; metrics without any (a run killed in its first epoch) are not.
+    earlier = [p for p in (last_path, best_path, *sorted(exp_dir.glob("epoch-*.pt"))) if p.exists()]
+    if earlier and not resume:
+        if not overwrite:
+            raise TrainingError(f"{exp_dir} already holds a training run ({', '.join(p.name for p in earlier)}); "
+                                "continue it with --resume, or start over with --overwrite")
+        if main_process:  # no file of the old run may be mistaken for one of the new
+            for path in earlier:
+                path.unlink()
     exp_dir.mkdir(parents=True, exist_ok=True)
     if main_process:
         remove_partial_checkpoints(exp_dir)  # a run killed while saving leaves its temporary file
@@ -187,6 +255,7 @@ def train(
     dev_utts = read_manifest(cfg.data.dev_manifest) if cfg.data.dev_manifest else []
     if cfg.data.dev_max_utterances and len(dev_utts) > cfg.data.dev_max_utterances:
         dev_utts = random.Random(0).sample(dev_utts, cfg.data.dev_max_utterances)
+    dev_utts = _readable_dev(dev_utts, cfg.data.dev_manifest, main_process)
     if main_process and dropped:
         print(f"left out of training: {left_out}", flush=True)
 
@@ -201,6 +270,9 @@ def train(
         num_workers=cfg.train.num_workers,
         pin_memory=dev_device.type == "cuda",
         persistent_workers=cfg.train.num_workers > 0,
+        # Its own generator: starting an epoch's iterator must not draw from the global one,
+        # whose state a checkpoint restores for dropout and SpecAugment (exact resume).
+        generator=torch.Generator().manual_seed(cfg.train.seed),
     )
 
     # Model, optimizer, schedule. The total step count fixes the cosine schedule's length.
@@ -215,24 +287,19 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     state = TrainingState()
 
-    last_path, best_path, metrics_path = exp_dir / "last.pt", exp_dir / "best.pt", exp_dir / "metrics.jsonl"
     if resume and last_path.exists():
         raw = read_checkpoint(last_path)
-        if tuple(raw.get("vocab", ())) != vocab.tokens:
-            raise TrainingError(f"{last_path} was trained with another vocabulary ({len(raw.get('vocab', ()))} tokens, "
-                                f"this asr has {len(vocab)}); train into a new --exp-dir")
-        saved_model = ExperimentConfig.from_dict(raw["config"], source=str(last_path)).model
-        if saved_model != cfg.model:
-            changed = sorted(k for k, v in asdict(cfg.model).items() if getattr(saved_model, k) != v)
-            raise TrainingError(f"{last_path} holds a model built with other settings (model.{', model.'.join(changed)}); "
-                                "resume with the config it was trained with, or train into a new --exp-dir")
+        _check_resumable(raw, cfg, vocab, last_path)
         model.load_state_dict(raw["model"])
         optimizer.load_state_dict(raw["optimizer"])
         scheduler.load_state_dict(raw["scheduler"])
         scaler.load_state_dict(raw["scaler"])
         state = TrainingState(**raw["state"])
         torch.set_rng_state(raw["rng"])
+        if "cuda_rng" in raw and dev_device.type == "cuda":
+            torch.cuda.set_rng_state(raw["cuda_rng"], dev_device)
         if main_process:
+            _drop_metrics_after(metrics_path, state.step)  # rows a killed run logged after its last save
             within = f" (+{state.epoch_batches} batches of the next)" if state.epoch_batches else ""
             print(f"resumed from {last_path}: epoch {state.epoch}{within}, step {state.step}", flush=True)
     elif resume:
@@ -258,9 +325,10 @@ def train(
                 f.write(json.dumps(row) + "\n")
 
     def save_last() -> None:
+        cuda_rng = {"cuda_rng": torch.cuda.get_rng_state(dev_device)} if dev_device.type == "cuda" else {}
         save_checkpoint(
             last_path, model, cfg, vocab, state=asdict(state), optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=torch.get_rng_state(),
+            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=torch.get_rng_state(), **cuda_rng,
         )
 
     decoder = GreedyDecoder(vocab)
@@ -277,6 +345,7 @@ def train(
         started = time.perf_counter()
         window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, started
         optimizer.zero_grad(set_to_none=True)
+        batches = readable = 0
         for index, batch in enumerate(loader, start=skip):
             for utterance, error in batch.failed:
                 if utterance not in unreadable and main_process:
@@ -284,6 +353,7 @@ def train(
                 unreadable[utterance] = error
             batch = batch.to(dev_device)
             empty = not batch.indices
+            batches, readable = batches + 1, readable + (not empty)
             with torch.no_grad():
                 if empty:
                     # Every file of the batch failed. A zero loss on one silent frame keeps the
@@ -348,6 +418,13 @@ def train(
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", speed=f"{row['audio_seconds_per_second']:.0f}x")
                 window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, now
         bar.close()
+        if batches:
+            counts = torch.tensor([readable])
+            if world > 1:
+                dist.all_reduce(counts)
+            if not counts.item():
+                raise TrainingError(f"no training utterance could be read in epoch {epoch + 1} ({len(unreadable)} "
+                                    "failed, listed above); check the training manifests with asr validate")
         state.train_seconds += time.perf_counter() - started
         state.epoch, state.epoch_batches = epoch + 1, 0
         if unreadable and main_process:
@@ -357,13 +434,21 @@ def train(
         # Dev scoring and checkpoints happen on rank 0; other ranks wait at the barrier.
         if main_process:
             wer = cer = math.nan
+            scored = []
             if dev_utts:
                 decoded = decode_utterances(model, cfg.features, vocab, dev_utts, decoder,
                                             num_workers=cfg.train.num_workers)
-                result = score(decoded.decoded(dev_utts), decoded.texts)
-                wer, cer = result.wer, result.cer
-            log({"kind": "dev", "epoch": state.epoch, "step": state.step, "wer": wer, "cer": cer})
-            improved = not dev_utts or wer < state.best_wer
+                scored = decoded.decoded(dev_utts)
+                if decoded.failures:
+                    print(f"asr: warning: {len(decoded.failures)} of {len(dev_utts)} dev utterances could not be "
+                          f"read and are left out of this epoch's score (first: {next(iter(decoded.failures.values()))})",
+                          file=sys.stderr, flush=True)
+                if scored:  # a score of nothing must not choose best.pt
+                    result = score(scored, decoded.texts)
+                    wer, cer = result.wer, result.cer
+            log({"kind": "dev", "epoch": state.epoch, "step": state.step, "wer": wer, "cer": cer,
+                 "utterances": len(scored)})
+            improved = not dev_utts or (bool(scored) and wer < state.best_wer)
             if improved:
                 state.best_wer, state.best_epoch = (wer if dev_utts else math.inf), state.epoch
                 save_checkpoint(best_path, model, cfg, vocab, state=asdict(state))
@@ -372,8 +457,10 @@ def train(
                 stale = exp_dir / f"epoch-{state.epoch - cfg.train.keep_epochs}.pt"
                 stale.unlink(missing_ok=True)
             save_last()
-            scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}% (best {100 * state.best_wer:.2f}% at epoch "
-                      f"{state.best_epoch})") if dev_utts else "no dev set"
+            partial = f" on {len(scored)} of {len(dev_utts)} utterances" if len(scored) < len(dev_utts) else ""
+            scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% at "
+                      f"epoch {state.best_epoch})") if scored else "no dev set" if not dev_utts else \
+                "no dev utterance could be read: not scored, best.pt not updated"
             print(f"epoch {state.epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
                   flush=True)
         if world > 1:

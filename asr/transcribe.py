@@ -25,6 +25,7 @@ import torch
 from asr.align import DIGITAL_SILENCE_DB, Word, align_words, energy_db, loud_frames, noise_floor
 from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, SAMPLE_RATE, AudioError, stream_audio
 from asr.checkpoint import LoadedModel
+from asr.files import walk_files
 from asr.inference import log_probs, pad_waves
 
 WINDOW_SECONDS = 20.0  # longest piece decoded at once: the demo model trains on utterances of up to 20 s
@@ -35,6 +36,7 @@ PAUSE_DEPTH_DB = 20.0  # pauses are sought only where speech (90th percentile) i
 PAUSE_MARGIN_DB = 8.0  # frames this close to the noise floor count as pause
 LEAD_IN_SECONDS = 0.1  # a piece that follows a pause starts at most this long before the sound resumes
 MAX_BATCH_SECONDS = 240.0  # padded audio per forward pass; bounds memory on any device
+MIN_STEP_SECONDS = 1.0  # shortest window, and shortest step from one overlapping window to the next
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,13 @@ class TranscribeOptions:
     read_seconds: float = READ_SECONDS
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlap_seconds < self.window_seconds:
-            raise ValueError(
-                f"overlap ({self.overlap_seconds} s) must be shorter than the window ({self.window_seconds} s)")
+        # A window of microseconds, or one that steps on by microseconds, would cut a file
+        # into millions of pieces: as good as a hang.
+        if not self.window_seconds >= MIN_STEP_SECONDS:
+            raise ValueError(f"window ({self.window_seconds} s) must be at least {MIN_STEP_SECONDS:g} s")
+        if not 0 <= self.overlap_seconds <= self.window_seconds - MIN_STEP_SECONDS:
+            raise ValueError(f"overlap ({self.overlap_seconds} s) must be at least {MIN_STEP_SECONDS:g} s shorter "
+                             f"than the window ({self.window_seconds} s)")
         if self.min_pause_seconds <= 0:
             raise ValueError(f"min_pause_seconds must be positive, got {self.min_pause_seconds}")
         if self.max_batch_seconds < self.window_seconds or self.read_seconds <= 0:
@@ -105,10 +111,13 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
         inputs.append(AudioInput(str(path), name))
 
     def add_folder(folder: Path) -> int:
-        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        found, unreadable = walk_files(folder, lambda name: Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+        errors.extend(f"{path}: cannot read folder ({reason}); its files are not transcribed"
+                      for path, reason in unreadable)
+        found = [p for p in found if p.is_file()]
         for p in found:
             add(p, p.relative_to(folder))
-        return len(found)
+        return len(found) + len(unreadable)
 
     for argument in arguments:
         path = Path(argument)
@@ -118,7 +127,7 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
         elif path.exists() or path.is_symlink():
             add(path, Path(path.name))
         elif glob.has_magic(argument):
-            matches = sorted(glob.glob(argument, recursive=True))
+            matches = _glob(argument)
             if not matches:
                 errors.append(f"{argument}: no files match this pattern")
             for match in map(Path, matches):
@@ -129,6 +138,15 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
         else:
             errors.append(f"{argument}: no such file or folder")
     return inputs, errors
+
+
+def _glob(pattern: str) -> list[Path]:
+    """``glob.glob(pattern, recursive=True)``, sorted, but ``**`` does not follow symbolic
+    links to folders: through a link loop, glob's paths would multiply without end."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = Path(*parts[:first]) if first else Path()
+    return sorted(base.glob(str(Path(*parts[first:]))))
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -321,6 +339,9 @@ def transcribe_files(
                 state.samples = piece.start + len(piece.samples)
                 batcher.add(index, piece)
                 yield from batcher.finished()
+            # A file too short to leave one sample at 16 kHz (one sample at 48 kHz) has no
+            # piece to wait for: it is done, with no words.
+            state.done = state.done or state.samples == 0
         except AudioError as err:
             state.error = str(err)
         yield from batcher.finished()

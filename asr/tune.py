@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from asr.files import partial_path
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
 from asr.data import Utterance
@@ -167,10 +168,11 @@ def tune_lm(
     dev_manifest: str | Path = "",
     progress: bool = False,
 ) -> tuple[list[TuningPoint], TunedWeights, dict[str, str]]:
-    """Search ``points`` on ``utterances`` and store the best next to ``checkpoint``.
+    """Search ``points`` on ``utterances``; :func:`store_tuned` then keeps the best next to
+    ``checkpoint`` (a separate step, so that a caller can show the results first).
 
-    Returns every point (best first), what was stored, and id -> error line for each
-    utterance left out because its audio could not be read.
+    Returns every point (best first), the best as it would be stored, and id -> error line
+    for each utterance left out because its audio could not be read.
     """
     if not utterances:
         raise ConfigError(f"{dev_manifest or 'dev set'}: no utterances to tune on")
@@ -186,7 +188,6 @@ def tune_lm(
     tuned = TunedWeights(best.alpha, best.beta, beam_width, best.wer, best.cer,
                          str(Path(dev_manifest).resolve()) if dev_manifest else "", len(utterances), len(points),
                          tuning_file(checkpoint))
-    store_tuned(checkpoint, lm_path, tuned)
     return results, tuned, skipped
 
 
@@ -255,10 +256,14 @@ def store_tuned(checkpoint: str | Path, lm_path: str | Path, tuned: TunedWeights
         "utterances": tuned.utterances, "points": tuned.points,
         "tuned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tunings": entries}, indent=2) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = partial_path(path)
+    try:
+        tmp.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tunings": entries}, indent=2) + "\n",
+                       encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

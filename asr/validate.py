@@ -119,7 +119,7 @@ def validate_manifest(
 def _audio_seconds(audio: str) -> float | Problem:
     """The file's duration (from its header where the format has an exact one), or the
     problem (kind and detail) that prevents reading it."""
-    if not Path(audio).is_file():
+    if not Path(audio).exists():
         return Problem("", 0, "", MISSING_AUDIO, f"{audio} does not exist")
     try:
         seconds = audio_duration(audio)

@@ -10,6 +10,7 @@ test here (or elsewhere) that proves it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -293,6 +294,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(train_manifest, tmp_path):
     cfg = _train_config(train_manifest, epochs=3, checkpoint_every=10)
+    # Dropout and SpecAugment on, as in the demo: both draw random numbers every step.
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.15),
+                              train=dataclasses.replace(cfg.train, spec_augment=True))
     reference = train(cfg, tmp_path / "reference", progress=False)
 
     conf = _config_file(tmp_path / "c.toml", cfg)

@@ -173,7 +173,7 @@ def test_speed_perturbation_ids_durations_and_audio(tmp_path: Path) -> None:
         spectrum = np.abs(np.fft.rfft(samples))
         peak = np.argmax(spectrum) * 16_000 / len(samples)
         assert abs(peak - 440 * row.speed) < 2, (row.speed, peak)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="from 0.5 to 2"):
         speed_perturb([utt], [0.0])
 
 

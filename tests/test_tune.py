@@ -164,8 +164,8 @@ def test_cli_tune_lm_then_evaluate_uses_the_stored_weights(tmp_path: Path, tiny_
     assert main(["tune-lm", "--model", str(tiny_model), "--manifest", manifest, "--lm", str(lm_file),
                  "--alphas", "0,0.5", "--betas=-1,2", "--beam-width", "4", "--quiet", "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["alpha", "beta", "WER", "%", "CER", "%"] and len(out) == 6
-    assert "lm_tuning.json" in out[-1]
+    assert out[0].split() == ["alpha", "beta", "WER", "%", "CER", "%"] and len(out) == 7
+    assert out[-2].startswith("best: alpha=") and "lm_tuning.json" in out[-1]  # results first, then where stored
     stored, _ = find_tuned(tiny_model, lm_file)
     assert stored is not None and stored.beam_width == 4 and stored.utterances == 2
     assert main(["evaluate", "--model", str(tiny_model), "--manifest", manifest, "--lm", str(lm_file),
