@@ -119,11 +119,10 @@ def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterat
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
-def _check_rate(path: Path, rate: int) -> int:
+def _check_rate(path: Path, rate: int) -> None:
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioError(path, f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz "
                                "(a damaged header?); not read")
-    return rate
 
 
 def _check_length(path: Path, frames: int, rate: int) -> None:
@@ -146,9 +145,11 @@ def _open_soundfile(path: Path) -> sf.SoundFile | None:
         # a multiple of its 1,152-sample frame, so streamed MP3 would be damaged: FFmpeg reads it.
         sound_file.close()
         return None
-    if not MIN_SAMPLE_RATE <= sound_file.samplerate <= MAX_SAMPLE_RATE:
-        sound_file.close()
+    try:
         _check_rate(path, sound_file.samplerate)
+    except AudioError:
+        sound_file.close()
+        raise
     return sound_file
 
 
@@ -185,11 +186,13 @@ def _ffmpeg_blocks(path: Path, read_seconds: float) -> tuple[int, Iterator[np.nd
         raise AudioError(path, "no audio stream in this file")
     stream = container.streams.audio[0]
     rate = stream.codec_context.sample_rate or stream.rate
-    if not rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
-        container.close()
+    try:
         if not rate:
             raise AudioError(path, "cannot decode audio (its audio stream has no sample rate)")
         _check_rate(path, rate)
+    except AudioError:
+        container.close()
+        raise
     return rate, _ffmpeg_decode(path, container, stream, rate, max(1, int(read_seconds * rate)))
 
 

@@ -199,8 +199,8 @@ def cmd_tune_lm(args: argparse.Namespace) -> int:
         points = random_points(alphas, betas, args.trials, args.seed)
     else:
         points = grid_points(alphas, betas)
-    _check_writable(tuning_file(args.model).parent)  # before the sweep, not after it
     loaded = _load(args)
+    _check_writable(tuning_file(args.model).parent)  # before the sweep, not after it
     utterances = read_manifest(args.manifest)
     results, tuned, skipped = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
                                       progress=not args.quiet)

@@ -23,12 +23,13 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.files import partial_path, walk_files
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio, stream_audio
+from asr.files import partial_path, walk_files
 from asr.text import Vocabulary, normalize_text
 
 # LibriSpeech ships FLAC and converted copies are often WAV; a folder in its layout may hold any audio.
 AUDIO_SUFFIXES = (".flac", ".wav") + tuple(e for e in AUDIO_EXTENSIONS if e not in (".flac", ".wav"))
+SPEED_RANGE = (0.5, 2.0)  # speed perturbation factors allowed (Kaldi and lhotse use 0.9-1.1)
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,6 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
         speaker=str(row.get("speaker", utt_id.split("-")[0])),
         speed=speed,
     )
-
-
-SPEED_RANGE = (0.5, 2.0)  # speed perturbation factors allowed (Kaldi and lhotse use 0.9-1.1)
 
 
 def speed_perturb(utterances: Iterable[Utterance], factors: Iterable[float]) -> list[Utterance]:

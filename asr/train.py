@@ -163,12 +163,18 @@ def _check_resumable(raw: dict, cfg: ExperimentConfig, vocab: Vocabulary, last_p
 
 
 def _drop_metrics_after(metrics_path: Path, step: int) -> None:
-    """Forget the rows a killed run logged after the checkpoint it resumes from; the resumed
-    run logs those steps again."""
+    """Forget the rows a killed run logged after the checkpoint it resumes from (the resumed
+    run logs those steps again), and a last row the kill cut short."""
     if not metrics_path.exists():
         return
     lines = metrics_path.read_text().splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
     if len(kept) != len(lines):
         metrics_path.write_text("".join(line + "\n" for line in kept))
 
@@ -419,7 +425,7 @@ def train(
                 window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, now
         bar.close()
         if batches:
-            counts = torch.tensor([readable])
+            counts = torch.tensor([readable], device=dev_device)  # NCCL reduces only GPU tensors
             if world > 1:
                 dist.all_reduce(counts)
             if not counts.item():
@@ -457,10 +463,14 @@ def train(
                 stale = exp_dir / f"epoch-{state.epoch - cfg.train.keep_epochs}.pt"
                 stale.unlink(missing_ok=True)
             save_last()
-            partial = f" on {len(scored)} of {len(dev_utts)} utterances" if len(scored) < len(dev_utts) else ""
-            scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% at "
-                      f"epoch {state.best_epoch})") if scored else "no dev set" if not dev_utts else \
-                "no dev utterance could be read: not scored, best.pt not updated"
+            if not dev_utts:
+                scores = "no dev set"
+            elif not scored:
+                scores = "no dev utterance could be read: not scored, best.pt not updated"
+            else:
+                partial = f" on {len(scored)} of {len(dev_utts)} utterances" if len(scored) < len(dev_utts) else ""
+                scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% "
+                          f"at epoch {state.best_epoch})")
             print(f"epoch {state.epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
                   flush=True)
         if world > 1:
