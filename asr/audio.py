@@ -23,6 +23,7 @@ READ_SECONDS = 10.0  # audio read from a file at a time when streaming
 MIN_SAMPLE_RATE = 4_000  # Hz; telephone speech is 8 kHz
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate audio interfaces record at
 MAX_LOAD_SECONDS = 3600.0
+MAX_LOAD_SAMPLES = 1 << 29  # samples of all channels read whole at the file's rate: 2 GiB of float32
 # Searched for in folders. libsndfile reads the first row; FFmpeg (PyAV) the others, audio
 # and the audio track of video.
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64",
@@ -64,14 +65,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         kept, total = [], 0
         for block in blocks:  # (N, C)
             total += len(block)
-            _check_length(path, total, rate)
+            _check_length(path, total, rate, block.shape[1])
             kept.append(block)
         samples = np.concatenate(kept or [np.zeros((0, 1), np.float32)])  # (N, C)
     else:
         rate = sound_file.samplerate
         try:
             with sound_file:
-                _check_length(path, sound_file.frames, rate)
+                _check_length(path, sound_file.frames, rate, sound_file.channels)
                 samples = sound_file.read(dtype="float32", always_2d=True)  # (N, C)
         except _SOUNDFILE_ERRORS as err:
             raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
@@ -125,10 +126,10 @@ def _check_rate(path: Path, rate: int) -> None:
                                "(a damaged header?); not read")
 
 
-def _check_length(path: Path, frames: int, rate: int) -> None:
-    if frames > MAX_LOAD_SECONDS * rate:
-        raise AudioError(path, f"longer than {MAX_LOAD_SECONDS / 3600:g} h ({frames / rate / 3600:.1f} h or more) to "
-                               "read whole; asr transcribe streams recordings of any length")
+def _check_length(path: Path, frames: int, rate: int, channels: int) -> None:
+    if frames > MAX_LOAD_SECONDS * rate or frames * channels > MAX_LOAD_SAMPLES:
+        raise AudioError(path, f"too long to read whole ({frames / rate / 3600:.1f} h or more, {channels} channels; at "
+                               f"most {MAX_LOAD_SECONDS / 3600:g} h); asr transcribe streams recordings of any length")
 
 
 def _open_soundfile(path: Path) -> sf.SoundFile | None:

@@ -79,8 +79,8 @@ def _count_reasons(reasons) -> str:
     return ", ".join(f"{n} x {kind}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _whole(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``."""
+def _whole(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number from ``minimum`` (to ``maximum``)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -88,8 +88,14 @@ def _whole(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text}: must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text}: must be at most {maximum}")
         return value
     return parse
+
+
+MAX_JOBS = 256  # processes or threads: more would exhaust the machine, not speed it up
+MAX_BEAM = 1024  # beams: far past where WER stops improving (16-128), and memory grows with it
 
 
 def _finite(text: str) -> float:
@@ -173,7 +179,7 @@ def _add_decoder_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding")
     group.add_argument("--decoder", choices=("greedy", "beam"),
                        help="default: beam when --lm or --beam-width is given, else greedy")
-    group.add_argument("--beam-width", type=_whole(1), metavar="N",
+    group.add_argument("--beam-width", type=_whole(1, MAX_BEAM), metavar="N",
                        help="beam search width (default: the tuned one for this LM, else 16)")
     group.add_argument("--lm", metavar="LM", help="word n-gram LM (ARPA or KenLM binary) fused into beam search")
     group.add_argument("--alpha", type=_finite,
@@ -394,14 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=_whole(0), help="test utterances")
     p.add_argument("--seed", type=int)
     p.add_argument("--noise", type=_finite, metavar="PROB", help="share of utterances given background noise (default 0.2)")
-    p.add_argument("--jobs", type=_whole(1), help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=_whole(1, MAX_JOBS), help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("prepare", help="LibriSpeech-layout folder(s) -> JSON-lines manifest")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="subset folder(s) holding speaker folders")
     p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
-    p.add_argument("--jobs", type=_whole(1), help="decoding threads (default: all cores)")
+    p.add_argument("--jobs", type=_whole(1, MAX_JOBS), help="decoding threads (default: all cores)")
     p.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
                    help="also list each utterance at these speeds, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
                         "the audio is resampled when loaded, nothing is written to disk)")
@@ -459,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     p = lm_sub.add_parser("build", help="estimate an ARPA n-gram LM from text with IRSTLM")
     p.add_argument("--text", required=True, help="training text: one normalised sentence per line")
-    p.add_argument("--order", type=_whole(1), default=3, help="n-gram order (default 3)")
+    p.add_argument("--order", type=_whole(2, 6), default=3,
+                   help="n-gram order, 2-6 (KenLM as built by pip reads up to 6; default 3)")
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.add_argument("--smoothing", default=SMOOTHINGS[0], choices=SMOOTHINGS, help=f"default {SMOOTHINGS[0]}")
     p.set_defaults(func=cmd_lm_build)
@@ -474,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=_whole(1), metavar="N",
                    help="random search: N points drawn uniformly within the alpha and beta ranges, instead of the grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the random search")
-    p.add_argument("--beam-width", type=_whole(1), default=16, metavar="N")
+    p.add_argument("--beam-width", type=_whole(1, MAX_BEAM), default=16, metavar="N")
     p.add_argument("--top", type=_whole(1), metavar="N", help="print only the N best points")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -503,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check manifests before training (missing audio, empty text, duplicate ids, ...)")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
-    p.add_argument("--jobs", type=_whole(1), help="threads reading audio headers")
+    p.add_argument("--jobs", type=_whole(1, MAX_JOBS), help="threads reading audio headers")
     p.add_argument("--max-problems", type=_whole(0), default=50, metavar="N",
                    help="print at most N problems (default 50; 0: all); all are counted")
     p.set_defaults(func=cmd_validate)

@@ -54,7 +54,7 @@ class TrainConfig:
         check(self, {
             "epochs": at_least(1), "max_batch_seconds": above(0), "lr": above(0), "weight_decay": at_least(0),
             "warmup_steps": at_least(0), "final_lr_ratio": between(0, 1), "grad_clip": above(0),
-            "grad_accum": at_least(1), "num_workers": at_least(0), "amp": one_of("auto", "bf16", "fp16", "off"),
+            "grad_accum": at_least(1), "num_workers": between(0, 64), "amp": one_of("auto", "bf16", "fp16", "off"),
             "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
             "checkpoint_every": at_least(0),
         })
@@ -129,10 +129,12 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     from its own folder.
     """
     path = Path(path)
+    if not path.is_file():  # a FIFO would be read forever
+        raise ConfigError(f"{path}: {'not a regular file' if path.exists() else 'no such config file'}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML ({err})") from None
     for dotted, value in (overrides or {}).items():

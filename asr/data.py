@@ -184,8 +184,8 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
 def read_manifest(path: str | Path) -> list[Utterance]:
     """Read a JSON-lines manifest. Relative audio paths are taken relative to the manifest."""
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
+    if not path.is_file():  # a FIFO would be read forever
+        raise ManifestError(f"{path}: {'not a regular file' if path.exists() else 'no such manifest file'}")
     rows = []
     with path.open("rb") as f:
         for number, raw in enumerate(f, 1):

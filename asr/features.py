@@ -33,9 +33,10 @@ class FeatureConfig:
         nyquist = self.sample_rate / 2
         check(self, {
             # Audio is always read at SAMPLE_RATE; features at another rate would misread it.
-            "sample_rate": one_of(SAMPLE_RATE), "win_length": at_least(1),
-            "n_fft": (lambda v: _finite(v) and v >= self.win_length, f"at least win_length ({self.win_length})"),
-            "hop_length": at_least(1), "n_mels": at_least(1), "fmin": between(0, nyquist),
+            "sample_rate": one_of(SAMPLE_RATE), "win_length": between(1, self.sample_rate),
+            "n_fft": (lambda v: _finite(v) and self.win_length <= v <= self.sample_rate,
+                      f"from win_length ({self.win_length}) to one second ({self.sample_rate})"),
+            "hop_length": between(1, self.win_length), "n_mels": at_least(1), "fmin": between(0, nyquist),
         })
         if self.fmax is not None:
             check(self, {"fmax": (lambda v: _finite(v) and self.fmin < v <= nyquist,
@@ -50,7 +51,9 @@ class SpecAugmentConfig:
     time_width: float = 0.05  # fraction of the utterance, upper bound of each mask's width
 
     def __post_init__(self) -> None:
-        check(self, {"freq_masks": at_least(0), "freq_width": at_least(0), "time_masks": at_least(0),
+        # Papers use 1-2 masks of each kind (up to 10-20 adaptive time masks); each mask is a
+        # pass over the batch, so a million would stall training.
+        check(self, {"freq_masks": between(0, 100), "freq_width": at_least(0), "time_masks": between(0, 100),
                      "time_width": between(0, 1)})
 
 

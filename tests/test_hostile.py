@@ -313,7 +313,7 @@ def test_7_whole_reads_are_bounded_and_prepare_streams(tmp_path: Path, monkeypat
     monkeypatch.setattr(asr.audio, "MAX_LOAD_SECONDS", 2.0)
     path = tmp_path / "long.wav"
     sf.write(path, _speechlike(3.0, 0), 16_000)
-    with pytest.raises(AudioError, match="longer than .* to read whole; asr transcribe streams"):
+    with pytest.raises(AudioError, match="too long to read whole .*; asr transcribe streams"):
         load_audio(path)
     assert sum(len(b) for b in stream_audio(path)) == 48_000  # streaming reads any length
 
@@ -346,6 +346,8 @@ def test_8_a_glob_through_a_symlink_loop_ends(tmp_path: Path) -> None:
     "train.stats_utterances=0", "train.log_every=0", "train.weight_decay=-0.1", "train.epochs=0",
     "train.amp='fast'", "features.hop_length=0", "features.n_fft=256", "features.sample_rate=8000",
     "features.fmax=9000.0", "spec_augment.time_width=1.5", "data.max_duration=0", "model.dropout=1.5",
+    # values that pass a lower bound but would stall or exhaust the machine
+    "features.n_fft=10000000", "spec_augment.time_masks=1000000", "train.num_workers=1000",
 ])
 def test_9_out_of_range_settings_name_their_key(tmp_path: Path, override: str, capsys) -> None:
     conf = tmp_path / "c.toml"
@@ -362,6 +364,9 @@ def test_9_out_of_range_settings_name_their_key(tmp_path: Path, override: str, c
     (["evaluate", "--model", "m.pt", "--manifest", "m.jsonl", "--alpha", "nan"], "--alpha: nan: must be a finite"),
     (["transcribe", "--model", "m.pt", "x.wav", "--beta", "inf"], "--beta: inf: must be a finite number"),
     (["validate", "m.jsonl", "--jobs", "0"], "--jobs: 0: must be at least 1"),
+    (["synth", "--out", "x", "--jobs", "100000"], "--jobs: 100000: must be at most 256"),
+    (["evaluate", "--model", "m.pt", "--manifest", "m.jsonl", "--beam-width", "1000000000"], "must be at most 1024"),
+    (["lm", "build", "--text", "t", "--out", "o", "--order", "40"], "--order: 40: must be at most 6"),
 ])
 def test_9_bad_options_are_one_line(tmp_path: Path, random_checkpoint: Path, args: list[str], message: str,
                                    capsys) -> None:
@@ -405,6 +410,13 @@ def test_9_damaged_checkpoints_and_onnx_files_are_one_line(tmp_path: Path, rando
     onnx.write_bytes(b"\x08\x07" + bytes(200))
     result = _cli("transcribe", "--model", onnx, tmp_path / "x.wav")
     assert result.returncode == 2 and "bad.onnx" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_9_a_model_too_big_for_memory_is_one_line(manifests: dict, tmp_path: Path) -> None:
+    cfg = _config(manifests)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hidden=10**8))
+    with pytest.raises(TrainingError, match="cannot build the model .*model.hidden = 100000000"):
+        train(cfg, tmp_path / "e", progress=False)
 
 
 def test_9_training_where_every_file_is_unreadable_is_one_line(manifests: dict, tmp_path: Path) -> None:
@@ -505,6 +517,18 @@ def test_13_a_fifo_is_not_called_missing_and_is_not_read(tmp_path: Path) -> None
                                     "speaker": "s"}) + "\n")
     _, problems = validate_manifests([manifest])
     assert [p.kind for p in problems] == ["unreadable audio"] and "not a regular file" in problems[0].detail
+
+
+def test_13_a_fifo_given_as_config_or_manifest_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(fifo)
+    with pytest.raises(ManifestError, match="not a regular file"):
+        read_manifest(fifo)
+    (tmp_path / "latin1.toml").write_bytes(b"# caf\xe9\n[train]\nepochs = 1\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(tmp_path / "latin1.toml")
 
 
 def test_13_a_file_name_that_is_not_utf8_is_read(tmp_path: Path, random_checkpoint: Path) -> None:
