@@ -10,7 +10,8 @@ than asserted in tests (tests/test_transcribe.py checks what holds for any model
    recording, :func:`asr.recordings.spoken_words`), over ``--timing-seeds`` seeds of the
    pauses and three speaking rates. Anchor: each word's own sound (40 dB trim). Reported: the
    error of every recognised word's start and end (words assigned by their centre), mean,
-   95th percentile and largest, against the 100 ms goal.
+   95th percentile and largest, against the 100 ms goal; and what the test bounds: how far
+   any word reaches past its sound, and the edge error of the words spelled right.
 2. Long audio. ``--minutes`` (default 10) of one recording: clean synthetic utterances 0.3 s
    apart under one pink noise 25 dB below the speech (:func:`asr.recordings.continuous_recording`).
    Anchor: the same samples cut at the known utterance boundaries and transcribed one by
@@ -43,6 +44,7 @@ TIMING_GOAL_S = 0.1
 
 def timing_errors(loaded, decoder, seeds: int, work: Path) -> dict:
     starts, ends, unheard, in_pauses, files = [], [], 0, 0, 0
+    outside, spelled = [], []  # how far each word reaches past its sound; edge error of words spelled right
     for seed in range(seeds):
         for rate in RATES_WPM:
             recording = spoken_words(WORDS, seed=seed, rate_wpm=rate)
@@ -56,6 +58,10 @@ def timing_errors(loaded, decoder, seeds: int, work: Path) -> dict:
                 inside = [i for i, (a, b) in enumerate(recording.spans) if a - 0.15 <= centre <= b + 0.15]
                 if inside:
                     pieces[inside[0]].append(word)
+                    a, b = recording.spans[inside[0]]
+                    outside.append(max(0.0, a - word.start, word.end - b))
+                    if word.text == WORDS[inside[0]]:
+                        spelled.append(max(abs(word.start - a), abs(word.end - b)))
                 else:
                     in_pauses += 1
             for i, (a, b) in enumerate(recording.spans):
@@ -71,6 +77,8 @@ def timing_errors(loaded, decoder, seeds: int, work: Path) -> dict:
         "abs_mean_ms": 1000 * float(errors.mean()), "abs_p95_ms": 1000 * float(np.percentile(errors, 95)),
         "abs_max_ms": 1000 * float(errors.max()),
         "within_goal": float(np.mean(errors <= TIMING_GOAL_S)),
+        "outside_max_ms": 1000 * float(max(outside, default=0.0)),
+        "spelled_right": len(spelled), "spelled_right_max_ms": 1000 * float(max(spelled, default=0.0)),
     }
 
 
@@ -120,6 +128,8 @@ def main() -> int:
     print(f"{'|start|, |end| (ms)':34} {timing['abs_mean_ms']:8.1f} {timing['abs_p95_ms']:8.1f} "
           f"{timing['abs_max_ms']:8.1f} {100 * timing['within_goal']:9.1f}%")
     print(f"{'signed start, end (ms)':34} {timing['start_mean_ms']:8.1f} {timing['end_mean_ms']:8.1f}")
+    print(f"what the test bounds (160 ms): words reach at most {timing['outside_max_ms']:.1f} ms past their sound; "
+          f"the {timing['spelled_right']} words spelled right have edges at most {timing['spelled_right_max_ms']:.1f} ms off")
     print(f"\nlong audio: {long['seconds'] / 60:.1f} min, {long['utterances']} utterances, "
           f"{long['reference_words']} words")
     print(f"{'transcription':34} {'WER %':>8} {'words':>8}")
