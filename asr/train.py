@@ -179,11 +179,6 @@ def _drop_metrics_after(metrics_path: Path, step: int) -> None:
         metrics_path.write_text("".join(line + "\n" for line in kept))
 
 
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return " ".join(lines[0].split())[:160] if lines else type(err).__name__
-
-
 def _init_distributed() -> tuple[int, int, int, bool]:
     """(rank, local rank, world size, whether this call started the process group).
 
@@ -290,7 +285,7 @@ def train(
     try:
         model = AcousticModel(cfg.model).to(dev_device)
     except (RuntimeError, MemoryError) as err:  # sizes that no memory holds
-        raise TrainingError(f"cannot build the model ({_first_line(err)}): model.hidden = {cfg.model.hidden}, "
+        raise TrainingError(f"cannot build the model ({' '.join(str(err).split())[:160]}): model.hidden = {cfg.model.hidden}, "
                             f"model.layers = {cfg.model.layers}; choose a smaller model") from None
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps_per_epoch = math.ceil(len(sampler) / cfg.train.grad_accum)
