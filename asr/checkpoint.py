@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from asr.files import partial_path
 from asr.config import ConfigError, ExperimentConfig
+from asr.files import partial_path
 from asr.model import AcousticModel
 from asr.text import Vocabulary
 

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio, stream_audio
-from asr.files import partial_path, walk_files
+from asr.files import atomic_write, walk_files
 from asr.text import Vocabulary, normalize_text
 
 # LibriSpeech ships FLAC and converted copies are often WAV; a folder in its layout may hold any audio.
@@ -167,17 +167,11 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
     """Write JSON lines atomically; returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
     count = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for utt in utterances:
-                f.write(utt.to_json() + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        for utt in utterances:
+            f.write(utt.to_json() + "\n")
+            count += 1
     return count
 
 

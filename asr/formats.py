@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from asr.align import Word
-from asr.files import partial_path
+from asr.files import atomic_write
 from asr.transcribe import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt")
@@ -138,12 +137,7 @@ def write_outputs(transcript: Transcript, base: str | Path, formats: tuple[str, 
     for fmt in formats:
         path = Path(f"{base}.{fmt}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = partial_path(path)
-        try:
-            tmp.write_text(render(transcript, fmt), encoding="utf-8")
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            f.write(render(transcript, fmt))
         written.append(path)
     return written

@@ -22,19 +22,18 @@ import datetime
 import hashlib
 import json
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from asr.files import partial_path
 from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
 from asr.data import Utterance
 from asr.decode import BeamSearchDecoder, DecodingConfig, Hypothesis
 from asr.evaluate import decode_utterances
+from asr.files import atomic_write
 from asr.lm import NGramLM
 from asr.metrics import corpus_errors
 from asr.progress import progress as progress_bar
@@ -256,14 +255,8 @@ def store_tuned(checkpoint: str | Path, lm_path: str | Path, tuned: TunedWeights
         "utterances": tuned.utterances, "points": tuned.points,
         "tuned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
-    tmp = partial_path(path)
-    try:
-        tmp.write_text(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tunings": entries}, indent=2) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tunings": entries}, indent=2) + "\n")
     return path
 
 
