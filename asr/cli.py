@@ -31,8 +31,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from asr.synth import SynthConfig, synthesize_corpus
 
     overrides = {k: v for k, v in {
-        "train_utterances": args.train, "dev_utterances": args.dev, "test_utterances": args.test,
-        "seed": args.seed, "noise": args.noise, "jobs": args.jobs,
+        "text": args.text, "train_utterances": args.train, "dev_utterances": args.dev, "test_utterances": args.test,
+        "test_indomain_utterances": args.test_indomain, "seed": args.seed, "noise": args.noise, "jobs": args.jobs,
     }.items() if v is not None}
     try:
         config = dataclasses.replace(SynthConfig(), **overrides)
@@ -190,8 +190,24 @@ def _add_decoder_args(parser: argparse.ArgumentParser) -> None:
 def cmd_lm_build(args: argparse.Namespace) -> int:
     from asr.lm import build_arpa, read_arpa_unigrams
 
-    out = build_arpa(Path(args.text), args.order, Path(args.out), args.smoothing)
-    print(f"wrote {out}: {args.order}-gram LM ({args.smoothing}), {len(read_arpa_unigrams(out))} words")
+    out = build_arpa(Path(args.text), args.order, Path(args.out), args.smoothing, args.prune_singletons)
+    pruned = ", singletons pruned" if args.prune_singletons else ""
+    print(f"wrote {out}: {args.order}-gram LM ({args.smoothing}{pruned}), {len(read_arpa_unigrams(out))} words")
+    return 0
+
+
+def cmd_lm_text(args: argparse.Namespace) -> int:
+    from asr.corpus_text import lm_text
+    from asr.data import read_manifest
+    from asr.files import atomic_write
+
+    excluded = {u.text for manifest in args.exclude for u in read_manifest(manifest)}
+    sentences = lm_text(excluded)
+    with atomic_write(args.out) as f:
+        f.writelines(s + "\n" for s in sentences)
+    words = len({w for s in sentences for w in s.split()})
+    print(f"wrote {args.out}: {len(sentences)} sentences, {words} distinct words "
+          f"(general-English LM text; {len(excluded)} sentences of {len(args.exclude)} manifests kept out)")
     return 0
 
 
@@ -394,10 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("synth", help="make the synthetic espeak-ng corpus in LibriSpeech layout")
-    p.add_argument("--out", required=True, help="output folder (gets train/, dev/, test/)")
+    p.add_argument("--out", required=True, help="output folder (gets train/, dev/, test/, test-indomain/)")
+    p.add_argument("--text", choices=("english", "generator"),
+                   help="english (default): WordNet training text, everyday-English dev and test from the "
+                   "fortune files; generator: every split from the sentence generator")
     p.add_argument("--train", type=_whole(0), help="training utterances")
-    p.add_argument("--dev", type=_whole(0), help="dev utterances")
-    p.add_argument("--test", type=_whole(0), help="test utterances")
+    p.add_argument("--dev", type=_whole(0), help="dev utterances (general English)")
+    p.add_argument("--test", type=_whole(0), help="test utterances (general English)")
+    p.add_argument("--test-indomain", type=_whole(0), help="in-domain test utterances (training's sources)")
     p.add_argument("--seed", type=int)
     p.add_argument("--noise", type=_finite, metavar="PROB", help="share of utterances given background noise (default 0.2)")
     p.add_argument("--jobs", type=_whole(1, MAX_JOBS), help="worker processes (default: all cores)")
@@ -469,7 +489,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="n-gram order, 2-6 (KenLM as built by pip reads up to 6; default 3)")
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.add_argument("--smoothing", default=SMOOTHINGS[0], choices=SMOOTHINGS, help=f"default {SMOOTHINGS[0]}")
+    p.add_argument("--prune-singletons", action="store_true",
+                   help="drop n-grams (above unigrams) seen once: a smaller LM that loads faster")
     p.set_defaults(func=cmd_lm_build)
+    p = lm_sub.add_parser("text", help="write the general-English LM text (WordNet's examples and glosses)")
+    p.add_argument("--out", required=True, help="text file to write, one sentence per line")
+    p.add_argument("--exclude", nargs="*", default=[], metavar="MANIFEST",
+                   help="manifests whose sentences the text must not contain (the test sets)")
+    p.set_defaults(func=cmd_lm_text)
 
     p = sub.add_parser("tune-lm", help="search the LM weight and word bonus on a dev set; store the best")
     p.add_argument("--model", required=True, help="checkpoint (.pt); the result is stored next to it")

@@ -6,6 +6,7 @@ from asr.audio import AudioError
 from asr.average import AverageError
 from asr.checkpoint import CheckpointError
 from asr.config import ConfigError
+from asr.corpus_text import TextSourceError
 from asr.data import ManifestError
 from asr.download import DownloadError
 from asr.export import OnnxDependencyError, OnnxModelError
@@ -28,6 +29,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     LMError,
     LMDependencyError,
     EspeakNotFoundError,
+    TextSourceError,
     CorpusMismatchError,
     UnknownCharacterError,
     TrainingError,

@@ -20,13 +20,21 @@ from asr.bounds import at_least, check
 
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
+FRONTENDS = ("stack", "conv")
+CONV_KERNELS = ((5, 11), (3, 7))  # (time, frequency) of the two convolutions
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     n_mels: int = 80  # input feature bins: an experiment config sets it to features.n_mels
     vocab_size: int = 29  # output tokens, blank included
-    stack: int = 3  # frames stacked into one: 10 ms hop -> 30 ms per recurrent step
+    stack: int = 3  # time subsampling: 10 ms hop -> 30 ms per recurrent step
+    # How frames become recurrent steps: "stack" concatenates ``stack`` frames; "conv" runs two
+    # 2-D convolutions over time and frequency (DeepSpeech 2's front end), strided by 2 and
+    # stack / 2 in time and by 2 twice in frequency, which learn features that shift with a
+    # voice's formants. "conv" needs an even stack.
+    frontend: str = "stack"
+    conv_channels: int = 32
     hidden: int = 256  # recurrent units per direction
     layers: int = 3
     dropout: float = 0.1  # between recurrent layers and before the output layer
@@ -37,8 +45,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise ValueError(f"cell = {self.cell!r}: choose one of {', '.join(CELLS)}")
+        if self.frontend not in FRONTENDS:
+            raise ValueError(f"frontend = {self.frontend!r}: choose one of {', '.join(FRONTENDS)}")
+        if self.frontend == "conv" and self.stack % 2:
+            raise ValueError(f"frontend = 'conv' subsamples by 2 and stack / 2: stack must be even, got {self.stack}")
         check(self, {"n_mels": at_least(1), "vocab_size": at_least(1), "stack": at_least(1),
-                     "hidden": at_least(1), "layers": at_least(1),
+                     "hidden": at_least(1), "layers": at_least(1), "conv_channels": at_least(1),
                      "dropout": ((lambda v: 0.0 <= v < 1.0), "a number from 0 up to (not including) 1")})
 
     @property
@@ -100,6 +112,29 @@ class RecurrentLayer(nn.Module):
         return torch.cat([ahead, back], dim=-1)
 
 
+class ConvFrontend(nn.Module):
+    """(B, T, F) frames -> (B, T / stack, channels * ceil(F / 4)): two strided 2-D convolutions.
+
+    T must be a multiple of ``stack``; each convolution pads half its kernel, so the output
+    has exactly T / stack steps.
+    """
+
+    def __init__(self, n_mels: int, channels: int, stack: int) -> None:
+        super().__init__()
+        (k1t, k1f), (k2t, k2f) = CONV_KERNELS
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, (k1t, k1f), stride=(2, 2), padding=(k1t // 2, k1f // 2)), nn.GELU(),
+            nn.Conv2d(channels, channels, (k2t, k2f), stride=(stack // 2, 2), padding=(k2t // 2, k2f // 2)),
+            nn.GELU(),
+        )
+        bins = (n_mels + 1) // 2
+        self.out_features = channels * ((bins + 1) // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x[:, None])  # (B, C, T', F')
+        return y.permute(0, 2, 1, 3).flatten(2)  # (B, T', C * F')
+
+
 class AcousticModel(nn.Module):
     """log-mel (B, T, n_mels) -> CTC log-probabilities (B, ceil(T / stack), vocab_size).
 
@@ -113,7 +148,9 @@ class AcousticModel(nn.Module):
         self.register_buffer("feat_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feat_std", torch.ones(cfg.n_mels))
         width = cfg.width
-        self.input_proj = nn.Sequential(nn.Linear(cfg.n_mels * cfg.stack, width), nn.LayerNorm(width), nn.GELU())
+        self.frontend = ConvFrontend(cfg.n_mels, cfg.conv_channels, cfg.stack) if cfg.frontend == "conv" else None
+        inputs = self.frontend.out_features if self.frontend is not None else cfg.n_mels * cfg.stack
+        self.input_proj = nn.Sequential(nn.Linear(inputs, width), nn.LayerNorm(width), nn.GELU())
         self.layers = nn.ModuleList(RecurrentLayer(width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed) for _ in range(cfg.layers))
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(width, cfg.vocab_size)
@@ -147,7 +184,10 @@ class AcousticModel(nn.Module):
         pad = (-frames) % stack
         if pad:
             feats = nn.functional.pad(feats, (0, 0, 0, pad))
-        x = feats.reshape(batch, (frames + pad) // stack, bins * stack)  # (B, T', F * stack)
+        if self.frontend is not None:
+            x = self.frontend(feats)  # (B, T', C * F')
+        else:
+            x = feats.reshape(batch, (frames + pad) // stack, bins * stack)  # (B, T', F * stack)
         x = self.input_proj(x)
         out_lengths = self.output_lengths(lengths)
         for i, layer in enumerate(self.layers):

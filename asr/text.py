@@ -18,18 +18,71 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": 
 _NOT_ALLOWED = re.compile(r"[^A-Z' ]+")
 _SPACES = re.compile(r" +")
 _DIGIT_WORDS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
+_TEENS = ("TEN", "ELEVEN", "TWELVE", "THIRTEEN", "FOURTEEN", "FIFTEEN", "SIXTEEN", "SEVENTEEN", "EIGHTEEN",
+          "NINETEEN")
+_TENS = ("", "", "TWENTY", "THIRTY", "FORTY", "FIFTY", "SIXTY", "SEVENTY", "EIGHTY", "NINETY")
+_SCALES = ((10**9, "BILLION"), (10**6, "MILLION"), (1000, "THOUSAND"), (100, "HUNDRED"))
+_ORDINAL_ENDINGS = {"ONE": "FIRST", "TWO": "SECOND", "THREE": "THIRD", "FIVE": "FIFTH", "EIGHT": "EIGHTH",
+                    "NINE": "NINTH", "TWELVE": "TWELFTH"}
+_LARGEST = 10**12  # longer digit strings (phone numbers, codes) are read digit by digit
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_ORDINAL = re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE)
+_DECIMAL = re.compile(r"(\d+)\.(\d+)")
+_NUMBER = re.compile(r"\d+")
+
+
+def number_words(n: int) -> str:
+    """``n`` (0 <= n < 10**12) in words, the way it is read: ``342`` -> ``THREE HUNDRED FORTY TWO``."""
+    if n < 10:
+        return _DIGIT_WORDS[n]
+    if n < 20:
+        return _TEENS[n - 10]
+    if n < 100:
+        return _TENS[n // 10] + (f" {_DIGIT_WORDS[n % 10]}" if n % 10 else "")
+    for scale, name in _SCALES:
+        if n >= scale:
+            rest = n % scale
+            return f"{number_words(n // scale)} {name}" + (f" {number_words(rest)}" if rest else "")
+    raise AssertionError("unreachable")
+
+
+def _ordinal_words(n: int) -> str:
+    *head, last = number_words(n).split()
+    if last in _ORDINAL_ENDINGS:
+        last = _ORDINAL_ENDINGS[last]
+    else:
+        last = (last[:-1] + "IETH") if last.endswith("Y") else last + "TH"
+    return " ".join([*head, last])
+
+
+def _spoken_number(digits: str) -> str:
+    if len(digits) > 1 and digits.startswith("0") or int(digits) >= _LARGEST:
+        return " ".join(_DIGIT_WORDS[int(d)] for d in digits)
+    return number_words(int(digits))
+
+
+def _numbers_to_words(text: str) -> str:
+    text = _THOUSANDS_COMMA.sub("", text)
+    text = _ORDINAL.sub(lambda m: f" {_ordinal_words(int(m.group(1))) if len(m.group(1)) < 12 else m.group(1)} ",
+                        text)
+    text = _DECIMAL.sub(lambda m: f" {_spoken_number(m.group(1))} POINT "
+                        + " ".join(_DIGIT_WORDS[int(d)] for d in m.group(2)) + " ", text)
+    text = text.replace("%", " PERCENT ")
+    return _NUMBER.sub(lambda m: f" {_spoken_number(m.group())} ", text)
 
 
 def normalize_text(text: str) -> str:
     """Return ``text`` as LibriSpeech-style upper case letters, apostrophes and single spaces.
 
-    Accented letters lose their accents (``café`` -> ``CAFE``), digits are spoken one by
-    one (``42`` -> ``FOUR TWO``), other punctuation becomes a word break, and apostrophes
-    that do not sit inside a word are dropped.
+    Accented letters lose their accents (``café`` -> ``CAFE``), numbers become the words they
+    are read as (``1,042`` -> ``ONE THOUSAND FORTY TWO``, ``3rd`` -> ``THIRD``, ``2.5%`` ->
+    ``TWO POINT FIVE PERCENT``; a string with a leading zero or of 13 or more digits is read
+    digit by digit), other punctuation becomes a word break, and apostrophes that do not sit
+    inside a word are dropped. The corpus, the LM text and scoring all use this one function.
     """
     text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
     text = "".join(c for c in text if not unicodedata.combining(c)).upper()
-    text = re.sub(r"\d", lambda m: f" {_DIGIT_WORDS[int(m.group())]} ", text)
+    text = _numbers_to_words(text)
     text = _NOT_ALLOWED.sub(" ", text)
     words = (w.strip("'") for w in text.split(" "))
     return _SPACES.sub(" ", " ".join(w for w in words if w)).strip()

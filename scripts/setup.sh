@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install what asr needs on a fresh Debian/Ubuntu machine (or an activated virtualenv).
-#   system: espeak-ng (synthetic corpus), sox + flac (audio tools), wamerican (word list),
-#           libsndfile1 (audio I/O), irstlm (n-gram LM building)
+#   system: espeak-ng (synthetic corpus), wordnet-base + fortunes (its text), sox + flac
+#           (audio tools), wamerican (word list), libsndfile1 (audio I/O), irstlm (n-gram LMs)
 #   python: torch (2.13.0 CPU wheel first when the index has it), then asr with the extras
 #           named in $EXTRAS (default "test,lm,onnx"; kenlm, in "lm", compiles for about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-packages=(espeak-ng sox flac wamerican libsndfile1 irstlm)
+packages=(espeak-ng wordnet-base fortunes sox flac wamerican libsndfile1 irstlm)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

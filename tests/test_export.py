@@ -24,12 +24,14 @@ pytest.importorskip("onnxruntime")
 from asr.export import OnnxDependencyError, OnnxModel, OnnxModelError, export_onnx  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A random-weight model with stack 3 and two layers, as a checkpoint and as ONNX."""
+@pytest.fixture(scope="module", params=[dict(stack=3), dict(stack=4, frontend="conv", conv_channels=4)],
+                ids=["stack", "conv"])
+def exported(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    """A random-weight model with two layers (stacked frames or the conv front end), as a
+    checkpoint and as ONNX."""
     folder = tmp_path_factory.mktemp("export")
     torch.manual_seed(0)
-    cfg = ExperimentConfig(model=ModelConfig(hidden=24, layers=2, stack=3))
+    cfg = ExperimentConfig(model=ModelConfig(hidden=24, layers=2, **request.param))
     model = AcousticModel(cfg.model)
     model.set_normalization(torch.randn(80) - 8, torch.rand(80) + 2)
     save_checkpoint(folder / "model.pt", model, cfg, Vocabulary())

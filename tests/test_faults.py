@@ -65,8 +65,9 @@ def corpus(tmp_path_factory) -> dict:
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
     root = tmp_path_factory.mktemp("faults")
-    config = SynthConfig(train_utterances=3, dev_utterances=0, test_utterances=0, train_speakers=1, dev_speakers=0,
-                         test_speakers=0, noise=0.0, max_words=5, seed=5, jobs=1)
+    config = SynthConfig(text="generator", train_utterances=3, dev_utterances=0, test_utterances=0,
+                         test_indomain_utterances=0, train_speakers=1, dev_speakers=0, test_speakers=0,
+                         test_indomain_speakers=0, noise=0.0, max_words=5, seed=5, jobs=1)
     synthesize_corpus(root / "synth", config, progress=False)
     (trans,) = (root / "synth" / "train").glob("*/*/*.trans.txt")
     chapter = trans.parent
@@ -151,7 +152,7 @@ def test_prepare_skips_each_bad_kind_with_its_reason_and_keeps_the_rest(corpus, 
     assert rows[f"{prefix}-0105"].duration == pytest.approx(duration, abs=0.01)  # 8 kHz stereo
     assert rows[f"{prefix}-0106"].duration == pytest.approx(duration, abs=0.01)  # 48 kHz 24-bit
     assert rows[f"{prefix}-0109"].duration == pytest.approx(3600.0)
-    assert rows[f"{prefix}-0110"].text == "CAFE NO FOUR TWO NAIVE QUOTED TEXT"
+    assert rows[f"{prefix}-0110"].text == "CAFE NO FORTY TWO NAIVE QUOTED TEXT"
     assert rows[f"{prefix}-0108"].text == "HELLO THERE"  # silence is audio; nothing to refuse
     summary = result.stdout.strip().splitlines()[-1]
     assert f"skipped {len(skip_lines)} (" in summary and "2 x cannot decode audio" in summary

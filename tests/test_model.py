@@ -106,3 +106,35 @@ def test_unknown_cell_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cell = 'transformer': choose one of lstm, gru, rnn"):
         load_config(conf)
     assert load_config(conf, {"model.cell": "gru", "model.bidirectional": False}).model.width == 256
+
+
+def test_conv_frontend_trains_reloads_and_ignores_batch_padding(tmp_path):
+    model, cfg = _model("lstm", True, frontend="conv", stack=4, conv_channels=4)
+    feats, lengths, targets, target_lengths = _batch()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(8):
+        log_probs, out_lengths = model(feats, lengths)
+        assert out_lengths.tolist() == [15, 12] and log_probs.shape[1] == 15  # ceil(T / 4)
+        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    model.eval()
+    with torch.no_grad():
+        together, _ = model(feats, lengths)
+        alone, _ = model(feats[1:, :45], lengths[1:])  # the short one without the batch's padding
+        assert (together[1, :12] - alone[0]).abs().max() < 1e-5
+    save_checkpoint(tmp_path / "m.pt", model, cfg, VOCAB)
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.config.model.frontend == "conv"
+    assert torch.equal(loaded.model(feats, lengths)[0], together)
+
+
+def test_conv_frontend_needs_an_even_stack():
+    with pytest.raises(ValueError, match="stack must be even"):
+        ModelConfig(frontend="conv", stack=3)
+    with pytest.raises(ValueError, match="frontend"):
+        ModelConfig(frontend="transformer")

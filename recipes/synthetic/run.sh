@@ -4,14 +4,19 @@
 #   bash recipes/synthetic/run.sh [--stage N] [--stop-stage M]
 #
 # Stages (each marked done under $EXP/.done/, so a rerun skips finished work):
-#   1  synthesize the corpus (LibriSpeech layout: train/ dev/ test/, disjoint speakers)
+#   1  synthesize the corpus (LibriSpeech layout, disjoint speakers; see asr/synth.py):
+#        train/          WordNet sentences (and some generated ones)
+#        dev/ test/      everyday English from the fortune files, a source training never reads,
+#                        spoken by voices training never hears
+#        test-indomain/  held-out sentences of training's own sources
 #   2  prepare JSON-lines manifests
 #   3  train the BiLSTM-CTC model (exp/synthetic/best.pt)
-#   4  evaluate greedy decoding on the held-out test split
+#   4  evaluate greedy decoding on test and test-indomain
 #   5  transcribe one test file
-#   6  build a 3-gram word LM from the training transcripts (IRSTLM; needs asr[lm])
+#   6  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every test
+#      sentence; IRSTLM, singletons pruned; needs asr[lm]): $DATA/lm/general.arpa
 #   7  tune the LM weight and word bonus on dev (stored next to the model)
-#   8  evaluate beam search + LM on the held-out test split
+#   8  evaluate beam search + LM on test and test-indomain
 # Outputs: data under $DATA, model and results under $EXP (both deletable and rebuilt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,7 +31,7 @@ source recipes/stages.sh
 parse_stage_range "$@"
 
 prepare_all() {
-  for split in train dev test; do
+  for split in train dev test test-indomain; do
     asr prepare "$DATA/corpus/$split" --out "$DATA/manifests/$split.jsonl"
   done
 }
@@ -37,9 +42,13 @@ train_model() {
   asr train --config "$CONFIG" --exp-dir "$EXP" "${resume[@]}" \
     --set "data.train_manifests=[\"$DATA/manifests/train.jsonl\"]" --set "data.dev_manifest=\"$DATA/manifests/dev.jsonl\""
 }
+TESTS=(test test-indomain)
 evaluate_test() {
-  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/test.jsonl" --out-dir "$EXP/decode-test-greedy" \
-    | tee "$EXP/decode-test-greedy.log"
+  for split in "${TESTS[@]}"; do
+    echo "$split:"
+    asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$split.jsonl" --out-dir "$EXP/decode-$split-greedy" \
+      | tee "$EXP/decode-$split-greedy.log"
+  done
 }
 transcribe_one() {
   local files file
@@ -52,27 +61,29 @@ transcribe_one() {
   echo "reference: $(grep "$(basename "$file" .flac)" "$(dirname "$file")"/*.trans.txt)"
 }
 
+LM=$DATA/lm/general.arpa
 build_lm() {
-  "$PYTHON" -c 'import json, sys
-for line in open(sys.argv[1]):
-    print(json.loads(line)["text"])' "$DATA/manifests/train.jsonl" > "$DATA/lm_train.txt"
-  asr lm build --text "$DATA/lm_train.txt" --order 3 --out "$DATA/lm_3gram.arpa"
+  asr lm text --out "$DATA/lm/general.txt" --exclude "$DATA/manifests/test.jsonl" "$DATA/manifests/test-indomain.jsonl"
+  asr lm build --text "$DATA/lm/general.txt" --order 3 --prune-singletons --out "$LM"
 }
 tune_lm() {
-  asr tune-lm --model "$EXP/best.pt" --manifest "$DATA/manifests/dev.jsonl" --lm "$DATA/lm_3gram.arpa" --top 10 \
+  asr tune-lm --model "$EXP/best.pt" --manifest "$DATA/manifests/dev.jsonl" --lm "$LM" --betas 0:6:0.5 --top 10 \
     | tee "$EXP/tune-lm.log"
 }
 evaluate_test_lm() {
-  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/test.jsonl" --lm "$DATA/lm_3gram.arpa" \
-    --out-dir "$EXP/decode-test-beam-lm" | tee "$EXP/decode-test-beam-lm.log"
+  for split in "${TESTS[@]}"; do
+    echo "$split:"
+    asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$split.jsonl" --lm "$LM" \
+      --out-dir "$EXP/decode-$split-beam-lm" | tee "$EXP/decode-$split-beam-lm.log"
+  done
 }
 
 run_stage 1 "synthesize corpus" asr synth --out "$DATA/corpus" $SYNTH_ARGS
 run_stage 2 "prepare manifests" prepare_all
 run_stage 3 "train" train_model
-run_stage 4 "evaluate (greedy) on test" evaluate_test
+run_stage 4 "evaluate (greedy) on test and test-indomain" evaluate_test
 run_stage 5 "transcribe a test file" transcribe_one
-run_stage 6 "build a 3-gram LM from the training text" build_lm
+run_stage 6 "build the general-English 3-gram LM" build_lm
 run_stage 7 "tune LM weight and word bonus on dev" tune_lm
-run_stage 8 "evaluate beam search + LM on test" evaluate_test_lm
+run_stage 8 "evaluate beam search + LM on test and test-indomain" evaluate_test_lm
 echo "model: $EXP/best.pt"
