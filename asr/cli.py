@@ -203,6 +203,7 @@ def cmd_lm_text(args: argparse.Namespace) -> int:
 
     excluded = {u.text for manifest in args.exclude for u in read_manifest(manifest)}
     sentences = lm_text(excluded)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as f:
         f.writelines(s + "\n" for s in sentences)
     words = len({w for s in sentences for w in s.split()})

@@ -66,12 +66,16 @@ def _unique(sentences: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(s for s in sentences if s))
 
 
-@lru_cache(maxsize=4)
-def wordnet_text(root: Path = WORDNET_DIR) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def wordnet_text(root: Path | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """WordNet's usage examples and gloss phrases, normalised and deduplicated, in file order.
 
     A synset line ends ``| gloss; "example"; "example"``; a gloss is split at semicolons.
     """
+    return _wordnet_text(Path(root or WORDNET_DIR))
+
+
+@lru_cache(maxsize=4)
+def _wordnet_text(root: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     examples: list[str] = []
     glosses: list[str] = []
     for part in WORDNET_PARTS:
@@ -105,10 +109,14 @@ def dictionary_words(path: Path = DICTIONARY) -> frozenset[str]:
         return frozenset(w.strip().upper() for w in f if w.strip() and w.strip().islower()) | {"I"}
 
 
-@lru_cache(maxsize=4)
-def fortune_text(root: Path = FORTUNES_DIR) -> tuple[str, ...]:
+def fortune_text(root: Path | None = None) -> tuple[str, ...]:
     """Everyday sentences from the fortune files: speakable, and every word a lower-case entry of
     the system dictionary (which leaves out names, foreign words and typos), deduplicated."""
+    return _fortune_text(Path(root or FORTUNES_DIR))
+
+
+@lru_cache(maxsize=4)
+def _fortune_text(root: Path) -> tuple[str, ...]:
     words = dictionary_words()
     sentences: list[str] = []
     for name in FORTUNE_FILES:

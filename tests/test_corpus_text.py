@@ -109,3 +109,13 @@ def test_speakable_refuses_what_espeak_would_spell() -> None:
     assert not speakable("WATCH TV NOW")  # espeak says "tee vee"
     assert not speakable("TOO SHORT")
     assert not speakable(" ".join(["WORD"] * 21))
+
+
+def test_a_missing_text_source_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from asr.cli import main
+
+    monkeypatch.setattr(corpus_text, "WORDNET_DIR", tmp_path / "no-wordnet")
+    assert main(["synth", "--out", str(tmp_path / "corpus"), "--train", "400", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data.noun not found" in err[0] and "apt-get install wordnet-base" in err[0]
+    assert not (tmp_path / "corpus").exists()
