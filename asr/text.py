@@ -56,7 +56,8 @@ def _ordinal_words(n: int) -> str:
 
 
 def _spoken_number(digits: str) -> str:
-    if len(digits) > 1 and digits.startswith("0") or int(digits) >= _LARGEST:
+    # The length test comes first: int() refuses strings of more than 4,300 digits.
+    if len(digits) > 1 and digits.startswith("0") or len(digits) > 12 or int(digits) >= _LARGEST:
         return " ".join(_DIGIT_WORDS[int(d)] for d in digits)
     return number_words(int(digits))
 

@@ -36,19 +36,26 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return feats, lengths, targets, torch.tensor([4, 3])
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
-def test_variant_trains_saves_and_reloads(variant, tmp_path):
-    model, cfg = _model(*variant)
+def _train_steps(model: AcousticModel, steps: int = 8) -> list[float]:
+    """CTC training steps on :func:`_batch`; the loss of each."""
     feats, lengths, targets, target_lengths = _batch()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(8):
+    for _ in range(steps):
         log_probs, out_lengths = model(feats, lengths)
         loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_variant_trains_saves_and_reloads(variant, tmp_path):
+    model, cfg = _model(*variant)
+    feats, lengths = _batch()[:2]
+    losses = _train_steps(model)
     assert losses[-1] < losses[0]
     model.eval()
     expected, _ = model(feats, lengths)
@@ -110,17 +117,10 @@ def test_unknown_cell_is_a_config_error(tmp_path):
 
 def test_conv_frontend_trains_reloads_and_ignores_batch_padding(tmp_path):
     model, cfg = _model("lstm", True, frontend="conv", stack=4, conv_channels=4)
-    feats, lengths, targets, target_lengths = _batch()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(8):
-        log_probs, out_lengths = model(feats, lengths)
-        assert out_lengths.tolist() == [15, 12] and log_probs.shape[1] == 15  # ceil(T / 4)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    feats, lengths = _batch()[:2]
+    log_probs, out_lengths = model(feats, lengths)
+    assert out_lengths.tolist() == [15, 12] and log_probs.shape[1] == 15  # ceil(T / 4)
+    losses = _train_steps(model)
     assert losses[-1] < losses[0]
     model.eval()
     with torch.no_grad():

@@ -27,6 +27,11 @@ def test_normalize(raw, expected):
     assert normalize_text(expected) == expected  # idempotent
 
 
+def test_a_number_too_long_to_convert_is_read_digit_by_digit():
+    assert normalize_text("9" * 5000) == " ".join(["NINE"] * 5000)
+    assert normalize_text("1." + "5" * 5000 + " 7th") == "ONE POINT " + " ".join(["FIVE"] * 5000) + " SEVENTH"
+
+
 def test_round_trip():
     vocab = Vocabulary()
     text = "THE QUICK BROWN FOX DIDN'T JUMP OVER THE LAZY DOG"
