@@ -42,7 +42,7 @@ class TrainConfig:
     grad_accum: int = 1  # batches per optimizer step
     seed: int = 0
     num_workers: int = 1
-    amp: str = "auto"  # auto (bf16 if supported, else fp16, on CUDA only) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (bf16 if supported, else fp16, on CUDA only) | bf16 | fp16 | off; loss scaling whenever on
     spec_augment: bool = True
     sortagrad: bool = False  # first epoch from shortest to longest utterances
     stats_utterances: int = 400  # utterances sampled for feature normalisation statistics

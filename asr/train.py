@@ -89,6 +89,16 @@ def _amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
 
 
+def _needs_loss_scaling(amp_dtype: torch.dtype | None) -> bool:
+    """Whether gradients need loss scaling: whenever autocast is on, not only under fp16.
+
+    PyTorch's autocast runs cuDNN RNNs in float16 even under bfloat16 autocast (the cast is
+    written into its cuDNN RNN wrapper), so the LSTMs of a bf16 run compute in fp16, where the
+    small gradients of a mean-reduced CTC loss flush to zero without scaling.
+    """
+    return amp_dtype is not None
+
+
 def _lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
     # Linear warm-up keeps early LSTM updates stable; cosine decay then anneals to a floor.
     if step < warmup:
@@ -294,7 +304,7 @@ def train(
         optimizer, lambda s: _lr_factor(s, cfg.train.warmup_steps, total_steps, cfg.train.final_lr_ratio)
     )
     amp_dtype = _amp_dtype(cfg.train.amp, dev_device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=_needs_loss_scaling(amp_dtype))
     state = TrainingState()
 
     if resume and last_path.exists():

@@ -16,7 +16,7 @@ from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.model import ModelConfig
 from asr.synth import SynthConfig, synthesize_corpus
-from asr.train import train
+from asr.train import _amp_dtype, _needs_loss_scaling, train
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,10 @@ def test_feature_size_has_one_source_of_truth(tiny_corpus, tmp_path):
     out = subprocess.run(command + ["--set", "model.n_mels=64"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "model.n_mels = 64 but features.n_mels = 80" in out.stderr
+
+
+def test_loss_scaling_is_on_whenever_autocast_is():
+    # Autocast runs cuDNN LSTMs in float16 even under bf16, so bf16 runs need scaling too.
+    assert _needs_loss_scaling(torch.float16) and _needs_loss_scaling(torch.bfloat16)
+    assert not _needs_loss_scaling(None)
+    assert _amp_dtype("auto", torch.device("cpu")) is None and _amp_dtype("bf16", torch.device("cpu")) is None
