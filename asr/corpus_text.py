@@ -156,16 +156,17 @@ def select_covering(pool: list[str], n: int, seed: int, cover_share: float = 0.8
     comes after; the rest drawn at random, which keeps the text's natural word frequencies.
     Deterministic for a seed."""
     frequent = set(frequent_words(FREQUENT_WORDS))
-    weight = {w: FREQUENT_WEIGHT if w in frequent else 1.0 for s in pool for w in s.split()}
+    words = [frozenset(s.split()) for s in pool]
+    norms = [len(s.split()) ** 0.5 for s in pool]  # longer sentences need more new words per pick
+    weight = {w: FREQUENT_WEIGHT if w in frequent else 1.0 for ws in words for w in ws}
     rng = random.Random(seed)
     order = list(range(len(pool)))
     rng.shuffle(order)
     covered: set[str] = set()
     chosen: list[int] = []
-    taken = set()
 
     def gain(i: int) -> float:
-        return sum(weight[w] for w in set(pool[i].split()) if w not in covered) / (len(pool[i].split()) ** 0.5)
+        return sum(weight[w] for w in words[i] if w not in covered) / norms[i]
 
     # Lazy greedy: a sentence's gain only falls as words get covered, so a stale heap
     # entry is an upper bound; recompute it when it surfaces and push it back if it fell.
@@ -181,8 +182,8 @@ def select_covering(pool: list[str], n: int, seed: int, cover_share: float = 0.8
         if fresh <= 0:
             break
         chosen.append(i)
-        taken.add(i)
-        covered.update(pool[i].split())
+        covered.update(words[i])
+    taken = set(chosen)
     rest = [i for i in order if i not in taken]
     chosen += rest[: n - len(chosen)]
     return [pool[i] for i in chosen]

@@ -30,8 +30,9 @@ asr() { "$PYTHON" -m asr "$@"; }
 source recipes/stages.sh
 parse_stage_range "$@"
 
+TESTS=(test test-indomain)
 prepare_all() {
-  for split in train dev test test-indomain; do
+  for split in train dev "${TESTS[@]}"; do
     asr prepare "$DATA/corpus/$split" --out "$DATA/manifests/$split.jsonl"
   done
 }
@@ -42,7 +43,6 @@ train_model() {
   asr train --config "$CONFIG" --exp-dir "$EXP" "${resume[@]}" \
     --set "data.train_manifests=[\"$DATA/manifests/train.jsonl\"]" --set "data.dev_manifest=\"$DATA/manifests/dev.jsonl\""
 }
-TESTS=(test test-indomain)
 evaluate_test() {
   for split in "${TESTS[@]}"; do
     echo "$split:"
