@@ -144,6 +144,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     except (RuntimeError, KeyError, TypeError, AttributeError, ValueError, MemoryError) as err:
         raise CheckpointError(f"{path}: weights do not fit the model configuration ({_one_line(err)})") from None
     model.to(device).eval()
+    if torch.device(device).type == "cuda":
+        model.set_layout("fused")  # cuDNN runs both directions at once on packed sequences
     return LoadedModel(model, vocab, config, raw)
 
 

@@ -49,6 +49,13 @@ class TrainConfig:
     log_every: int = 25  # steps between metric lines
     keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)
     checkpoint_every: int = 0  # optimizer steps between mid-epoch saves of last.pt (0: at epoch ends only)
+    # On N devices: keep-batch (the config's effective batch, lr and warm-up) | scale-lr (N x the
+    # batch, sqrt(N) x lr); asr/distributed.py states the rule.
+    multi_gpu: str = "keep-batch"
+    # How the recurrent layers run: auto = fused (one cuDNN module per layer on packed sequences)
+    # on CUDA, split (one module per direction on padded tensors, faster on CPU) elsewhere.
+    # Checkpoints are the same in both.
+    recurrent_layout: str = "auto"
 
     def __post_init__(self) -> None:
         check(self, {
@@ -56,7 +63,8 @@ class TrainConfig:
             "warmup_steps": at_least(0), "final_lr_ratio": between(0, 1), "grad_clip": above(0),
             "grad_accum": at_least(1), "num_workers": between(0, 64), "amp": one_of("auto", "bf16", "fp16", "off"),
             "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
-            "checkpoint_every": at_least(0),
+            "checkpoint_every": at_least(0), "multi_gpu": one_of("keep-batch", "scale-lr"),
+            "recurrent_layout": one_of("auto", "split", "fused"),
         })
 
 

@@ -357,8 +357,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     cut into batches, and the batches shuffled: padding stays low while epochs differ.
     With ``sortagrad`` the first epoch runs its batches from shortest to longest (Amodei et
     al., 2016): short utterances give CTC easy alignments while the model is still blank.
-    With ``num_replicas > 1`` each rank takes every ``num_replicas``-th batch of the same
-    seeded order (the distributed case); all ranks get the same number of batches.
+    With ``num_replicas > 1`` (the distributed case) the batches are dealt to ranks in groups
+    of similar length, the same seeded order on every rank; all ranks get as many batches.
     """
 
     def __init__(
@@ -419,16 +419,31 @@ class BucketBatchSampler(Sampler[list[int]]):
                 longest = longest_if_added
             if batch:
                 batches.append(batch)
+        if self.num_replicas > 1:
+            return self._deal(batches, rng)
         if self.sortagrad and self.epoch == 0:
-            batches.sort(key=lambda batch: max(self.durations[i] for i in batch))
+            batches.sort(key=self._longest)
         elif self.shuffle:
             rng.shuffle(batches)
-        if self.num_replicas > 1:
-            per_rank = math.ceil(len(batches) / self.num_replicas)
-            # Pad by repeating from the start so every rank takes the same number of steps.
-            batches = (batches * 2)[: per_rank * self.num_replicas]
-            batches = batches[self.rank :: self.num_replicas]
         return batches
+
+    def _longest(self, batch: list[int]) -> float:
+        return max(self.durations[i] for i in batch)
+
+    def _deal(self, batches: list[list[int]], rng: random.Random) -> list[list[int]]:
+        """This rank's batches: one of each group of ``num_replicas`` batches of similar length.
+
+        A data-parallel step waits for its slowest rank, so the batches that run together
+        are neighbours in length; the groups, not the batches, are shuffled. The last group
+        is filled up with repeats of the longest batch, so every rank takes as many steps.
+        """
+        replicas = self.num_replicas
+        batches = sorted(batches, key=self._longest)
+        batches += [batches[-1]] * (-len(batches) % replicas)
+        groups = [batches[i : i + replicas] for i in range(0, len(batches), replicas)]
+        if self.shuffle and not (self.sortagrad and self.epoch == 0):
+            rng.shuffle(groups)
+        return [group[self.rank] for group in groups]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches()[self.start :])

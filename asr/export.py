@@ -67,7 +67,7 @@ class _Exportable(nn.Module):
 
     def __init__(self, model: AcousticModel) -> None:
         super().__init__()
-        self.model = copy.deepcopy(model).cpu().eval()
+        self.model = copy.deepcopy(model).cpu().eval().set_layout("split")
         for layer in self.model.layers:
             layer.packed = False  # same outputs; PackedSequence does not export
 

@@ -135,7 +135,8 @@ def spec_augment(
     frame_index = torch.arange(frames, device=device)[None, :]
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator).to(device)
+        # Drawn where the generator lives (the device's own by default): no host-to-device copy.
+        return torch.rand(*shape, generator=generator, device=generator.device if generator else device).to(device)
 
     for _ in range(cfg.freq_masks):
         width = (rand(batch) * (cfg.freq_width + 1)).long()

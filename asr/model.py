@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from asr.bounds import at_least, check
 
@@ -65,37 +65,66 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     x: (B, T, D); lengths: (B,). Applying it twice gives back ``x``.
     """
     frames = torch.arange(x.shape[1], device=x.device)[None, :]  # (1, T)
-    lengths = lengths.to(x.device)[:, None]  # (B, 1)
+    lengths = lengths.to(x.device, non_blocking=True)[:, None]  # (B, 1)
     index = torch.where(frames < lengths, lengths - 1 - frames, frames)  # (B, T)
     return x.gather(1, index[:, :, None].expand_as(x))
+
+
+LAYOUTS = ("split", "fused")
+
+
+def _canonical_names(fused_name: str) -> str:
+    """A fused module's parameter name -> its name in the split layout (checkpoints' names).
+
+    ``weight_ih_l0`` is the forward direction's, ``weight_ih_l0_reverse`` the backward's.
+    """
+    if fused_name.endswith("_reverse"):
+        return "backward_rnn." + fused_name.removesuffix("_reverse")
+    return "forward_rnn." + fused_name
 
 
 class RecurrentLayer(nn.Module):
     """One recurrent layer: a forward RNN and, if bidirectional, a backward one.
 
-    Each direction is its own unidirectional module. The backward one reads each sequence
-    reversed within its own length, so neither direction ever sees padding and outputs at
-    valid frames are exact. Without packing the RNNs run on the padded tensor (padding
-    frames compute values that are ignored); this is ~3x faster to train on CPU than
-    PackedSequence, whose backward pass is slow there. With ``packed`` the same weights run
-    on PackedSequences (no work on padding), the usual choice on GPU. Both give the same
-    outputs at valid frames.
+    Two layouts hold the same weights and give the same outputs at valid frames:
+
+    - ``split`` (the default; what checkpoints store): each direction is its own
+      unidirectional module. The backward one reads each sequence reversed within its own
+      length, so neither direction ever sees padding. Without ``packed`` the RNNs run on the
+      padded tensor (padding frames compute values that are ignored); this is ~3x faster to
+      train on CPU than PackedSequence, whose backward pass is slow there. With ``packed``
+      the same weights run on PackedSequences.
+    - ``fused``: one (bidirectional) module run on a PackedSequence, so cuDNN runs both
+      directions at once and skips padding (Appleyard et al., 2016): the layout for GPUs.
+      Its state dict uses the split layout's names (state-dict hooks map them both ways),
+      so a checkpoint loads into either layout and the optimizer's parameter order is the
+      same in both (forward w_ih, w_hh, b_ih, b_hh, then backward).
     """
 
-    def __init__(self, input_size: int, hidden: int, cell: str, bidirectional: bool, packed: bool) -> None:
+    def __init__(self, input_size: int, hidden: int, cell: str, bidirectional: bool, packed: bool,
+                 fused: bool = False) -> None:
         super().__init__()
         rnn = CELLS[cell]
-        self.forward_rnn = rnn(input_size, hidden, batch_first=True)
-        self.backward_rnn = rnn(input_size, hidden, batch_first=True) if bidirectional else None
         self.packed = packed
+        self.fused = fused
+        self.bidirectional = bidirectional
+        if fused:
+            self.rnn = rnn(input_size, hidden, batch_first=True, bidirectional=bidirectional)
+            self._register_state_dict_hook(_save_split_names)
+            self._register_load_state_dict_pre_hook(_load_split_names)
+            modules = [self.rnn]
+        else:
+            self.forward_rnn = rnn(input_size, hidden, batch_first=True)
+            self.backward_rnn = rnn(input_size, hidden, batch_first=True) if bidirectional else None
+            modules = [m for m in (self.forward_rnn, self.backward_rnn) if m is not None]
         if cell == "lstm":
-            for module in (self.forward_rnn, self.backward_rnn):
-                if module is not None:
-                    # Forget-gate bias 1 (Jozefowicz et al., 2015): cells start by remembering, which
-                    # shortens CTC's initial all-blank plateau. PyTorch orders gates i, f, g, o.
-                    with torch.no_grad():
-                        module.bias_ih_l0[hidden : 2 * hidden].fill_(1.0)
-                        module.bias_hh_l0[hidden : 2 * hidden].fill_(0.0)
+            # Forget-gate bias 1 (Jozefowicz et al., 2015): cells start by remembering, which
+            # shortens CTC's initial all-blank plateau. PyTorch orders gates i, f, g, o.
+            with torch.no_grad():
+                for module in modules:
+                    for name, bias in module.named_parameters():
+                        if name.startswith("bias_"):
+                            bias[hidden : 2 * hidden].fill_(1.0 if name.startswith("bias_ih") else 0.0)
 
     def _run(self, rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.packed:
@@ -105,11 +134,29 @@ class RecurrentLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D), lengths: (B,) -> (B, T, H), or (B, T, 2H) with the backward states after the forward ones."""
+        if self.fused:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            return pad_packed_sequence(self.run_packed(packed), batch_first=True, total_length=x.shape[1])[0]
         ahead = self._run(self.forward_rnn, x, lengths)
         if self.backward_rnn is None:
             return ahead
         back = reverse_within_lengths(self._run(self.backward_rnn, reverse_within_lengths(x, lengths), lengths), lengths)
         return torch.cat([ahead, back], dim=-1)
+
+    def run_packed(self, x: PackedSequence) -> PackedSequence:
+        """The fused layout on a PackedSequence of (D,) frames -> one of (H,) or (2H,) frames."""
+        return self.rnn(x)[0]
+
+
+def _save_split_names(module: RecurrentLayer, state: dict, prefix: str, local_metadata: dict) -> None:
+    for key in [k for k in state if k.startswith(prefix + "rnn.")]:
+        state[prefix + _canonical_names(key.removeprefix(prefix + "rnn."))] = state.pop(key)
+
+
+def _load_split_names(state: dict, prefix: str, *args) -> None:
+    for key in [k for k in state if k.startswith((prefix + "forward_rnn.", prefix + "backward_rnn."))]:
+        direction, name = key.removeprefix(prefix).split(".", 1)
+        state[prefix + "rnn." + name + ("_reverse" if direction == "backward_rnn" else "")] = state.pop(key)
 
 
 class ConvFrontend(nn.Module):
@@ -155,6 +202,31 @@ class AcousticModel(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(width, cfg.vocab_size)
 
+    @property
+    def layout(self) -> str:
+        """``"split"`` or ``"fused"``: how the recurrent layers run (see :class:`RecurrentLayer`)."""
+        return "fused" if self.layers[0].fused else "split"
+
+    def set_layout(self, layout: str) -> AcousticModel:
+        """Rebuild the recurrent layers in ``layout``, keeping their weights; returns self.
+
+        Call it before an optimizer is made over the parameters: the layers are new modules.
+        """
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout = {layout!r}: choose one of {', '.join(LAYOUTS)}")
+        if layout == self.layout:
+            return self
+        old = self.layers[0]
+        reference = next(old.parameters())
+        cfg = self.cfg
+        for i, layer in enumerate(self.layers):
+            new = RecurrentLayer(cfg.width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed, fused=layout == "fused")
+            new = new.to(device=reference.device, dtype=reference.dtype)
+            new.load_state_dict(layer.state_dict())
+            new.train(layer.training)
+            self.layers[i] = new
+        return self
+
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store global per-bin feature statistics; mean, std: (n_mels,)."""
         self.feat_mean.copy_(mean)
@@ -178,7 +250,8 @@ class AcousticModel(nn.Module):
         batch, frames, bins = feats.shape
         # Padding frames become the mean (zero), so a stacked frame that straddles the end of
         # an utterance is the same whatever batch the utterance sits in.
-        valid = torch.arange(frames, device=feats.device)[None, :] < lengths.to(feats.device)[:, None]
+        # lengths may stay on the host (packing needs them there): copied without waiting.
+        valid = torch.arange(frames, device=feats.device)[None, :] < lengths.to(feats.device, non_blocking=True)[:, None]
         feats = feats.masked_fill(~valid[:, :, None], 0.0)
         stack = self.cfg.stack
         pad = (-frames) % stack
@@ -190,9 +263,18 @@ class AcousticModel(nn.Module):
             x = feats.reshape(batch, (frames + pad) // stack, bins * stack)  # (B, T', F * stack)
         x = self.input_proj(x)
         out_lengths = self.output_lengths(lengths)
-        for i, layer in enumerate(self.layers):
-            if i:
-                x = self.dropout(x)
-            x = layer(x, out_lengths)  # (B, T', width)
+        if self.layout == "fused":
+            # Packed once for all layers; lengths on the CPU (as packing needs) cost no device sync.
+            h = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            for i, layer in enumerate(self.layers):
+                if i:
+                    h = h._replace(data=self.dropout(h.data))
+                h = layer.run_packed(h)
+            x = pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])[0]  # (B, T', width)
+        else:
+            for i, layer in enumerate(self.layers):
+                if i:
+                    x = self.dropout(x)
+                x = layer(x, out_lengths)  # (B, T', width)
         logits = self.output(self.dropout(x))
         return logits.float().log_softmax(dim=-1), out_lengths

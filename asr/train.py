@@ -26,6 +26,7 @@ from asr.audio import AudioError, check_audio_file
 from asr.checkpoint import read_checkpoint, remove_partial_checkpoints, save_checkpoint
 from asr.config import ExperimentConfig
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest
+from asr.distributed import init_distributed, rank_seed, world_schedule
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.features import feature_stats, log_mel, num_frames, spec_augment
@@ -189,20 +190,6 @@ def _drop_metrics_after(metrics_path: Path, step: int) -> None:
         metrics_path.write_text("".join(line + "\n" for line in kept))
 
 
-def _init_distributed() -> tuple[int, int, int, bool]:
-    """(rank, local rank, world size, whether this call started the process group).
-
-    Under torchrun the group is started here; a caller that started one itself keeps it.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 0, 1, False
-    started = not dist.is_initialized()
-    if started:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world, started
-
-
 def _plot_curves(metrics_path: Path, out_png: Path) -> None:
     import matplotlib
 
@@ -236,7 +223,7 @@ def train(
     ``exp_dir`` that already holds a run is refused unless ``resume`` continues it or
     ``overwrite`` deletes it first.
     """
-    rank, local_rank, world, started_group = _init_distributed()
+    rank, local_rank, world, started_group = init_distributed()
     main_process = rank == 0
     dev_device = resolve_device(device)
     if dev_device.type == "cuda" and world > 1:
@@ -257,6 +244,12 @@ def train(
     if main_process:
         remove_partial_checkpoints(exp_dir)  # a run killed while saving leaves its temporary file
     torch.manual_seed(cfg.train.seed)
+    # The config is written for one device; on several, this says what each rank uses instead.
+    run = world_schedule(cfg.train.max_batch_seconds, cfg.train.grad_accum, cfg.train.lr, cfg.train.warmup_steps,
+                         world, cfg.train.multi_gpu)
+    if main_process and world > 1:
+        print(run.describe(cfg.train.multi_gpu, cfg.train.lr, cfg.train.warmup_steps, cfg.train.grad_accum,
+                           cfg.train.max_batch_seconds), flush=True)
 
     # Data. Utterances the vocabulary cannot spell or that are too long are left out, and said so.
     vocab = Vocabulary()
@@ -276,7 +269,7 @@ def train(
         print(f"left out of training: {left_out}", flush=True)
 
     sampler = BucketBatchSampler(
-        [u.duration for u in train_utts], cfg.train.max_batch_seconds, seed=cfg.train.seed,
+        [u.duration for u in train_utts], run.max_batch_seconds, seed=cfg.train.seed,
         num_replicas=world, rank=rank, sortagrad=cfg.train.sortagrad,
     )
     loader = DataLoader(
@@ -297,11 +290,15 @@ def train(
     except (RuntimeError, MemoryError) as err:  # sizes that no memory holds
         raise TrainingError(f"cannot build the model ({' '.join(str(err).split())[:160]}): model.hidden = {cfg.model.hidden}, "
                             f"model.layers = {cfg.model.layers}; choose a smaller model") from None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps_per_epoch = math.ceil(len(sampler) / cfg.train.grad_accum)
+    layout = cfg.train.recurrent_layout
+    model.set_layout(("fused" if dev_device.type == "cuda" else "split") if layout == "auto" else layout)
+    # The fused AdamW takes the gradient scaler's inf check on the GPU, without a host sync.
+    fused = dev_device.type == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=cfg.train.weight_decay, fused=fused)
+    steps_per_epoch = math.ceil(len(sampler) / run.grad_accum)
     total_steps = steps_per_epoch * cfg.train.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr_factor(s, cfg.train.warmup_steps, total_steps, cfg.train.final_lr_ratio)
+        optimizer, lambda s: _lr_factor(s, run.warmup_steps, total_steps, cfg.train.final_lr_ratio)
     )
     amp_dtype = _amp_dtype(cfg.train.amp, dev_device)
     scaler = torch.amp.GradScaler("cuda", enabled=_needs_loss_scaling(amp_dtype))
@@ -312,6 +309,8 @@ def train(
         _check_resumable(raw, cfg, vocab, last_path)
         model.load_state_dict(raw["model"])
         optimizer.load_state_dict(raw["optimizer"])
+        for group in optimizer.param_groups:  # a run resumed on another kind of device
+            group["fused"] = fused
         scheduler.load_state_dict(raw["scheduler"])
         scaler.load_state_dict(raw["scaler"])
         state = TrainingState(**raw["state"])
@@ -329,6 +328,8 @@ def train(
         mean, std = _normalization_stats(train_utts, cfg, vocab, dev_device)
         model.set_normalization(mean, std)
         metrics_path.unlink(missing_ok=True)
+    if rank:  # dropout and SpecAugment draw their own masks on each rank
+        torch.manual_seed(rank_seed(cfg.train.seed, rank, state.step))
     if main_process:
         (exp_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
@@ -359,11 +360,13 @@ def train(
         sampler.start_at(skip)
         model.train()
         bar = progress_bar(
-            total=steps_per_epoch, initial=skip // cfg.train.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            total=steps_per_epoch, initial=skip // run.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
             unit="step", disable=not (progress and main_process),
         )
         started = time.perf_counter()
-        window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, started
+        # The loss is summed on the device and read at log time only: a .item() per step would
+        # make the host wait for the GPU at every step.
+        window_loss, window_batches, window_audio, window_start = torch.zeros((), device=dev_device), 0, 0.0, started
         optimizer.zero_grad(set_to_none=True)
         batches = readable = 0
         for index, batch in enumerate(loader, start=skip):
@@ -371,6 +374,11 @@ def train(
                 if utterance not in unreadable and main_process:
                     print(f"asr: warning: {error}; utterance left out of training", file=sys.stderr, flush=True)
                 unreadable[utterance] = error
+            # Lengths and audio seconds are read on the host, before the copy, so that neither
+            # packing, CTC (which wants host lengths) nor the log waits for the device.
+            audio = batch.audio_seconds * world
+            host_lengths = num_frames(batch.wave_lengths, cfg.features)  # (B,)
+            host_target_lengths = batch.target_lengths  # (B,)
             batch = batch.to(dev_device)
             empty = not batch.indices
             batches, readable = batches + 1, readable + (not empty)
@@ -379,30 +387,29 @@ def train(
                     # Every file of the batch failed. A zero loss on one silent frame keeps the
                     # step, the gradient scaler and the other ranks of a DDP run in step.
                     feats = torch.zeros(1, cfg.model.stack, cfg.model.n_mels, device=dev_device)
-                    feat_lengths = torch.full((1,), cfg.model.stack, device=dev_device)
+                    host_lengths = torch.full((1,), cfg.model.stack)
                 else:
                     feats, feat_lengths = log_mel(batch.waves, batch.wave_lengths, cfg.features)
                     feats = model.normalize(feats)
                 if cfg.train.spec_augment and not empty:
                     feats = spec_augment(feats, feat_lengths, cfg.spec_augment)
-            last_micro_batch = (index + 1) % cfg.train.grad_accum == 0 or index + 1 == len(sampler)
+            last_micro_batch = (index + 1) % run.grad_accum == 0 or index + 1 == len(sampler)
             # Under DDP, gradients are all-reduced only on the micro-batch that steps the optimizer.
             sync = nullcontext() if last_micro_batch or world == 1 else ddp_model.no_sync()
             with sync:
                 with autocast():
-                    lp, out_lengths = ddp_model(feats, feat_lengths, normalized=True)
+                    lp, out_lengths = ddp_model(feats, host_lengths, normalized=True)
                 if empty:
                     loss = lp.sum() * 0.0
                 else:
                     # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
                     loss = F.ctc_loss(
-                        lp.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
+                        lp.transpose(0, 1), batch.targets, out_lengths, host_target_lengths,
                         blank=vocab.blank, reduction="mean", zero_infinity=True,
                     )
-                scaler.scale(loss / cfg.train.grad_accum).backward()
-            window_loss += loss.item()
+                scaler.scale(loss / run.grad_accum).backward()
+            window_loss += loss.detach()
             window_batches += 1
-            audio = batch.audio_seconds * world
             window_audio += audio
             state.audio_seconds += audio
             if not last_micro_batch:
@@ -429,14 +436,14 @@ def train(
                 now = time.perf_counter()
                 row = {
                     "kind": "train", "epoch": epoch + 1, "step": state.step,
-                    "loss": window_loss / window_batches, "lr": scheduler.get_last_lr()[0],
+                    "loss": window_loss.item() / window_batches, "lr": scheduler.get_last_lr()[0],
                     "audio_seconds_per_second": window_audio / (now - window_start),
                 }
                 if dev_device.type == "cuda":
                     row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(dev_device) / 2**30
                 log(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}", speed=f"{row['audio_seconds_per_second']:.0f}x")
-                window_loss, window_batches, window_audio, window_start = 0.0, 0, 0.0, now
+                window_loss, window_batches, window_audio, window_start = torch.zeros((), device=dev_device), 0, 0.0, now
         bar.close()
         if batches:
             counts = torch.tensor([readable], device=dev_device)  # NCCL reduces only GPU tensors

@@ -17,7 +17,8 @@ from asr.data import Batch, Utterance, write_manifest
 from asr.model import AcousticModel, ModelConfig
 
 WORLD = 2
-UTTERANCES = 8  # of 1 s each: with 2 s batches, 4 batches an epoch, 2 per rank and no padding
+UTTERANCES = 8  # of 1 s each. The config's 2 s batches are kept across both ranks (keep-batch):
+# 1 s, one utterance, per rank and step, so 4 batches per rank an epoch and no padding
 EPOCHS = 2
 
 
@@ -83,7 +84,7 @@ def test_two_ranks_see_disjoint_batches_and_end_with_the_same_weights(tmp_path: 
     mp.spawn(_worker, args=(_free_port(), cfg, str(tmp_path / "exp"), str(out)), nprocs=WORLD, join=True)
 
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
-    per_epoch = UTTERANCES // 2 // WORLD
+    per_epoch = UTTERANCES // WORLD
     for epoch in range(EPOCHS):
         taken = [r["batches"][epoch * per_epoch : (epoch + 1) * per_epoch] for r in ranks]
         assert all(len(t) == per_epoch for t in taken)

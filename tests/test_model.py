@@ -138,3 +138,43 @@ def test_conv_frontend_needs_an_even_stack():
         ModelConfig(frontend="conv", stack=3)
     with pytest.raises(ValueError, match="frontend"):
         ModelConfig(frontend="transformer")
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_fused_layout_matches_the_split_one_in_outputs_and_gradients(variant):
+    """The cuDNN-style layout (one module per layer on packed sequences) against today's."""
+    split, _ = _model(*variant, layers=3)
+    fused = AcousticModel(split.cfg).set_layout("fused")
+    fused.load_state_dict(split.state_dict())  # split names -> fused modules
+    assert fused.layout == "fused" and split.layout == "split"
+    feats, lengths, targets, target_lengths = _batch()
+    outputs = []
+    for model in (split, fused):
+        lp, out_lengths = model(feats, lengths)
+        torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, out_lengths, target_lengths).backward()
+        outputs.append((lp, out_lengths))
+    (lp_split, out_lengths), (lp_fused, _) = outputs
+    for i, n in enumerate(out_lengths.tolist()):  # valid frames only; padding is free to differ
+        torch.testing.assert_close(lp_fused[i, :n], lp_split[i, :n], rtol=0, atol=1e-5)
+    # Same parameters in the same order: an optimizer's state carries over between layouts.
+    for (name, a), b in zip(split.named_parameters(), fused.parameters(), strict=True):
+        assert a.shape == b.shape, name
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=1e-5, msg=name)
+
+
+def test_a_checkpoint_loads_in_either_layout(tmp_path):
+    model, cfg = _model("lstm", True)
+    model.set_layout("fused")
+    assert list(model.state_dict()) == list(AcousticModel(cfg.model).state_dict())  # stored under the split names
+    save_checkpoint(tmp_path / "fused.pt", model, cfg, VOCAB)
+    loaded = load_model(tmp_path / "fused.pt").model  # on the CPU: split
+    assert loaded.layout == "split"
+    round_trip = AcousticModel(cfg.model).set_layout("fused").set_layout("split")
+    round_trip.load_state_dict(model.state_dict())
+    for (name, a), b in zip(loaded.state_dict().items(), round_trip.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    feats, lengths, _, _ = _batch()
+    model.eval()
+    torch.testing.assert_close(loaded(feats, lengths)[0][1, :15], model(feats, lengths)[0][1, :15], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="layout"):
+        model.set_layout("cudnn")

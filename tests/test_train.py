@@ -79,6 +79,21 @@ def test_resume_continues_step_count(tiny_corpus, tmp_path):
     assert raw["state"]["step"] == resumed.step and "optimizer" in raw
 
 
+def test_a_run_resumes_in_the_other_recurrent_layout(tiny_corpus, tmp_path):
+    """A run trained split (the CPU layout) continues fused (the GPU one): the weights,
+    optimizer moments and checkpoint names carry over."""
+    cfg = _config(tiny_corpus, epochs=1)
+    train(cfg, tmp_path, progress=False)
+    before = torch.load(tmp_path / "last.pt", weights_only=True)
+    fused = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2, recurrent_layout="fused"))
+    state = train(fused, tmp_path, resume=True, progress=False)
+    after = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state.epoch == 2 and list(after["model"]) == list(before["model"])
+    moments = [s["exp_avg"] for s in after["optimizer"]["state"].values()]
+    assert [m.shape for m in moments] == [s["exp_avg"].shape for s in before["optimizer"]["state"].values()]
+    assert load_model(tmp_path / "last.pt").model.layout == "split"
+
+
 def test_train_cli_errors_are_one_line(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text("[train]\nepochs = 'many'\n")
