@@ -11,7 +11,10 @@
 #   4  download the LibriSpeech n-gram LMs (3-gram.pruned.1e-7, 3-gram, 4-gram; gzipped ARPA;
 #      stages 8-9 use $DATA/lm/NAME.bin instead when you have made a KenLM binary there)
 #   5  train: one process, or torchrun data-parallel with --ngpu N > 1 (multi-node: NNODES,
-#      NODE_RANK, MASTER_ADDR, MASTER_PORT in the environment, run on every node)
+#      NODE_RANK, MASTER_ADDR, MASTER_PORT in the environment, run on every node). On N GPUs
+#      the config's effective batch, lr and warm-up are kept (train.multi_gpu = keep-batch:
+#      each GPU gets max_batch_seconds x grad_accum / N) or scaled (scale-lr: each GPU keeps
+#      its budget, lr x sqrt(ratio)); training prints what the rule gave (asr/distributed.py)
 #   6  average the last --avg epoch checkpoints into $EXP/avg-N.pt (default: train.keep_epochs)
 #   7  greedy decoding of dev-clean dev-other test-clean test-other
 #   8  tune the LM weight and word bonus of each LM in --lms on dev-clean + dev-other
