@@ -196,6 +196,14 @@ def cmd_lm_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lm_binary(args: argparse.Namespace) -> int:
+    from asr.lm import build_binary
+
+    out = build_binary(Path(args.arpa), Path(args.out))
+    print(f"wrote {out}: KenLM binary (trie) of {args.arpa}, {out.stat().st_size / 2**20:.1f} MiB")
+    return 0
+
+
 def cmd_lm_text(args: argparse.Namespace) -> int:
     from asr.corpus_text import lm_text
     from asr.data import read_manifest
@@ -226,7 +234,7 @@ def cmd_tune_lm(args: argparse.Namespace) -> int:
     _check_writable(tuning_file(args.model).parent)  # before the sweep, not after it
     utterances = read_manifest(args.manifest)
     results, tuned, skipped = tune_lm(args.model, loaded, utterances, args.lm, points, args.beam_width, args.manifest,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, jobs=args.jobs)
     for utterance_id, error in skipped.items():
         print(f"asr: error: {error} (utterance {utterance_id} left out of tuning)", file=sys.stderr)
     print(f"{'alpha':>8} {'beta':>8} {'WER %':>8} {'CER %':>8}")
@@ -493,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune-singletons", action="store_true",
                    help="drop n-grams (above unigrams) seen once: a smaller LM that loads faster")
     p.set_defaults(func=cmd_lm_build)
+    p = lm_sub.add_parser("binary", help="convert an ARPA LM to a KenLM binary, which loads in seconds")
+    p.add_argument("--arpa", required=True, help="ARPA file to convert (.gz allowed)")
+    p.add_argument("--out", required=True, help="KenLM binary to write (.bin); --lm options read it like the ARPA file")
+    p.set_defaults(func=cmd_lm_binary)
     p = lm_sub.add_parser("text", help="write the general-English LM text (WordNet's examples and glosses)")
     p.add_argument("--out", required=True, help="text file to write, one sentence per line")
     p.add_argument("--exclude", nargs="*", default=[], metavar="MANIFEST",
@@ -511,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random search")
     p.add_argument("--beam-width", type=_whole(1, MAX_BEAM), default=16, metavar="N")
     p.add_argument("--top", type=_whole(1), metavar="N", help="print only the N best points")
+    p.add_argument("--jobs", type=_whole(0, MAX_JOBS), default=0, metavar="N",
+                   help="worker processes decoding points in parallel (default 0: one per core)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_tune_lm)

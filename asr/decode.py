@@ -66,6 +66,9 @@ class GreedyDecoder:
 
 
 _RESET_AT = 1 << 21  # invented words or cached LM scores after which the caches start afresh
+# What _reset_caches sets: the LM scores and invented words found while decoding.
+_CACHES = frozenset({"_trie", "_counters", "_states", "_state_ids", "_scores", "_end_scores", "_words",
+                     "_h_keys", "_h_score", "_h_next"})
 
 
 class BeamSearchDecoder:
@@ -156,13 +159,21 @@ class BeamSearchDecoder:
         construction time for a large LM) but starts with empty score caches, which hold
         weighted scores.
         """
-        other = copy.copy(self)
+        other = copy.copy(self)  # through __getstate__ and __setstate__: the caches stay behind
         other.alpha, other.beta = alpha, beta
         other._params_f = self._params_f.copy()
         if self._params_i[5]:  # partial words outside the LM are charged alpha * oov_logprob
             other._params_f[2] = alpha * self.oov_logprob
-        other._reset_caches()
         return other
+
+    def __getstate__(self) -> dict:
+        # The caches hold KenLM states, which do not pickle; a copy, or the decoder of another
+        # process (a tune-lm worker), starts with empty caches and shares or reloads the rest.
+        return {name: value for name, value in self.__dict__.items() if name not in _CACHES}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._reset_caches()
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         # log_probs: (B, T, V); lengths: (B,)

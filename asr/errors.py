@@ -15,6 +15,7 @@ from asr.lm import LMDependencyError, LMError
 from asr.synth import CorpusMismatchError, EspeakNotFoundError
 from asr.text import UnknownCharacterError
 from asr.train import TrainingError
+from asr.tune import TuningError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     AudioError,
@@ -33,6 +34,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CorpusMismatchError,
     UnknownCharacterError,
     TrainingError,
+    TuningError,
 )
 # Any other OSError (disk full, read-only file system, no permission, no such file) is the
 # system refusing what the user asked; the CLI reports its file name and reason in one line.

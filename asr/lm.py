@@ -1,8 +1,11 @@
 """Word n-gram language models: load and score them with KenLM, build them with IRSTLM.
 
 ``kenlm`` is an optional dependency (``pip install 'asr[lm]'``); IRSTLM, used only to
-*build* ARPA files, is a system package (``sudo apt-get install irstlm``). Scores are
-natural logs, the unit of the acoustic model's log-probabilities.
+*build* ARPA files, is a system package (``sudo apt-get install irstlm``). KenLM's
+``build_binary``, used only to convert an ARPA file to a KenLM binary that loads in seconds
+instead of minutes, is in neither PyPI's ``kenlm`` nor Debian: ``bash scripts/build_kenlm.sh``
+compiles it from the ``kenlm`` source package. Scores are natural logs, the unit of the
+acoustic model's log-probabilities.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import math
 import os
 import re
 import shutil
+import struct
 import subprocess
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,15 @@ LOG_10 = math.log(10.0)  # KenLM and ARPA files score in log10
 SMOOTHINGS = ("improved-kneser-ney", "kneser-ney", "witten-bell")
 _SPECIAL_WORDS = frozenset({"<s>", "</s>", "<unk>", "<UNK>"})
 _IRSTLM_HOMES = ("/usr/lib/irstlm", "/usr/local/lib/irstlm")  # Debian's package, a source build
-# Probes for the case of a binary LM, whose word list KenLM cannot enumerate.
+KENLM_BIN_ENV = "KENLM_BIN"  # a folder holding KenLM's programs, e.g. a source build's build/bin
+# KenLM binary format 5 (lm/binary_format.cc): an 88-byte sanity header, then order (uchar),
+# probing multiplier (float), model type (int), has-vocabulary (bool), search version (uint),
+# then one uint64 count per order. With the vocabulary, the file ends in its words, each
+# ending in NUL, in word-index order, <unk> first.
+_BINARY_MAGIC = b"mmap lm http://kheafield.com/code format version 5\n\0"
+_BINARY_PARAMS = struct.Struct("<B3xfi?3xI")
+_BINARY_PARAMS_AT = 88
+# Probes for the case of a binary LM built without its word list (build_binary -v).
 _CASE_PROBES = ("the", "and", "of", "to", "a", "in", "i", "that", "it", "was")
 
 
@@ -70,6 +83,31 @@ def read_arpa_unigrams(path: Path) -> frozenset[str]:
     return frozenset(words - _SPECIAL_WORDS)
 
 
+def read_binary_words(path: Path) -> frozenset[str] | None:
+    """Return the words of a KenLM binary file, minus ``<s>``, ``</s>`` and ``<unk>``, or
+    ``None`` when it was built without them (``build_binary -v``) or is not a binary."""
+    with open(path, "rb") as f:
+        head = f.read(_BINARY_PARAMS_AT + _BINARY_PARAMS.size)
+        if not head.startswith(_BINARY_MAGIC) or len(head) < _BINARY_PARAMS_AT + _BINARY_PARAMS.size:
+            return None
+        order, _, _, has_vocabulary, _ = _BINARY_PARAMS.unpack_from(head, _BINARY_PARAMS_AT)
+        if not has_vocabulary or order < 1:
+            return None
+        (n_words,) = struct.unpack("<Q", f.read(8))
+        # The words fill the end of the file; read back from it until all of them are in.
+        size = f.seek(0, os.SEEK_END)
+        tail, chunk = b"", 1 << 20
+        while tail.count(b"\0") <= n_words and len(tail) < size:
+            chunk = min(2 * chunk, size)
+            f.seek(size - chunk)
+            tail = f.read(chunk)
+    words = tail.split(b"\0")[-1 - n_words:-1]
+    # The search structures end just before <unk> with bytes that need not be NUL.
+    if len(words) != n_words or not words[0].endswith(b"<unk>"):
+        return None
+    return frozenset(w.decode("utf-8", errors="replace") for w in words[1:]) - _SPECIAL_WORDS
+
+
 def _is_arpa(path: Path) -> bool:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -83,9 +121,9 @@ def _is_arpa(path: Path) -> bool:
 class NGramLM:
     """A word n-gram LM read by KenLM from an ARPA or KenLM binary file.
 
-    ``words`` is the LM vocabulary (from the ARPA 1-grams; ``None`` for binary files, whose
-    words KenLM cannot list). Words are passed in the LM's own spelling; see
-    :meth:`word_case` for matching it to an acoustic vocabulary.
+    ``words`` is the LM vocabulary (from the ARPA 1-grams or the end of a KenLM binary;
+    ``None`` for a binary built without it, ``build_binary -v``). Words are passed in the
+    LM's own spelling; see :meth:`word_case` for matching it to an acoustic vocabulary.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -102,8 +140,13 @@ class NGramLM:
             reason = _kenlm_reason(err)
             raise LMError(f"{self.path}: not a valid ARPA or KenLM binary language model ({reason})") from None
         self.order: int = self._model.order
-        self.words: frozenset[str] | None = read_arpa_unigrams(self.path) if _is_arpa(self.path) else None
+        self.words: frozenset[str] | None = (read_arpa_unigrams(self.path) if _is_arpa(self.path)
+                                             else read_binary_words(self.path))
         self._kenlm = kenlm
+
+    def __reduce__(self) -> tuple:
+        # A KenLM model does not pickle: another process (a tune-lm worker) loads the file again.
+        return NGramLM, (self.path,)
 
     def begin_state(self) -> Any:
         """The state after ``<s>``."""
@@ -168,7 +211,7 @@ class NGramLM:
         """The LM words the model can spell, in the model's spelling (for prefix restriction)."""
         if self.words is None:
             raise LMError(f"{self.path}: restricting to the LM vocabulary needs the ARPA file "
-                          "(KenLM binaries do not list their words)")
+                          "(this KenLM binary was built without its words, build_binary -v)")
         letters = set(vocab.tokens[1:]) - {" "}
         spell = str.upper if self.word_case(vocab) == "lower" else str
         return frozenset(w for w in map(spell, self.words) if set(w) <= letters)
@@ -244,16 +287,81 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
                 raise LMError(f"{text_file}: too little text for {smoothing} smoothing "
                               "(IRSTLM divided by zero on its count statistics); use witten-bell")
             raise LMError(f"{text_file}: IRSTLM build-lm.sh produced no LM ({problem})")
+        arpa = tmp_dir / "lm.arpa"
+        _run([str(home / "bin" / "compile-lm"), "--text=yes", str(ilm), str(arpa)], env, log, text_file)
+        if not _is_arpa(arpa):
+            raise LMError(f"{text_file}: IRSTLM compile-lm wrote no ARPA file ({_log_problem(log)})")
         out.parent.mkdir(parents=True, exist_ok=True)
-        # Absolute, as IRSTLM runs in the temporary folder; a separate name so `out` is never half written.
-        partial = partial_path(out.absolute())
+        partial = partial_path(out)  # a separate name, so `out` is never half written
         try:
-            _run([str(home / "bin" / "compile-lm"), "--text=yes", str(ilm), str(partial)], env, log, text_file)
-            if not _is_arpa(partial):
-                raise LMError(f"{text_file}: IRSTLM compile-lm wrote no ARPA file ({_log_problem(log)})")
+            _copy_clamping_positive_logprobs(arpa, partial)
             partial.replace(out)
         finally:
             partial.unlink(missing_ok=True)
+    try:
+        _import_kenlm()
+    except LMDependencyError:
+        return out
+    NGramLM(out)
+    return out
+
+
+def _copy_clamping_positive_logprobs(arpa: Path, out: Path) -> None:
+    """Copy an ARPA file, writing 0 for the rare log10 probability IRSTLM rounds above 0
+    (``1.1e-07``): the kenlm module refuses such a file and offers no switch to accept it."""
+    in_ngrams = False
+    with open(arpa, "rb") as src, open(out, "wb") as dst:
+        for line in src:
+            if line.startswith(b"\\"):
+                in_ngrams = line.rstrip().endswith(b"-grams:")
+            elif in_ngrams and line[:1] != b"-" and line.strip():
+                logprob, sep, rest = line.partition(b"\t")
+                try:
+                    if float(logprob) > 0:
+                        line = b"0" + sep + rest
+                except ValueError:
+                    pass  # KenLM names the malformed line when it loads the file
+            dst.write(line)
+
+
+def find_build_binary() -> Path:
+    """KenLM's ``build_binary``: in ``$KENLM_BIN``, else on ``PATH``, else beside this
+    Python's own programs (where ``scripts/build_kenlm.sh`` puts it)."""
+    folders = [os.environ.get(KENLM_BIN_ENV, ""), os.environ.get("PATH", ""), sysconfig.get_path("scripts")]
+    found = shutil.which("build_binary", path=os.pathsep.join(f for f in folders if f))
+    if found is None:
+        raise LMDependencyError(f"KenLM's build_binary is not installed (needed for binary LMs): run "
+                                f"bash scripts/build_kenlm.sh, or set {KENLM_BIN_ENV} to the folder holding it")
+    return Path(found)
+
+
+def build_binary(arpa: Path, out: Path) -> Path:
+    """Convert the ARPA file ``arpa`` (``.gz`` allowed) to a KenLM binary at ``out`` and return ``out``.
+
+    The binary is KenLM's trie without quantisation, so it scores exactly as the ARPA file,
+    and keeps the vocabulary, so :class:`NGramLM` can list its words. It loads in seconds
+    where a large ARPA file takes minutes, and takes about a third of the ARPA's space.
+    Positive log probabilities, which IRSTLM writes by rounding, are read as 0 (``-i``).
+    When kenlm is installed the result is loaded once to check it.
+    """
+    arpa, out = Path(arpa), Path(out)
+    if not arpa.is_file():
+        raise LMError(f"{arpa}: ARPA file not found")
+    if not _is_arpa(arpa):
+        raise LMError(f"{arpa}: not an ARPA file (it does not start with \\data\\)")
+    program = find_build_binary()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(out)
+    try:
+        # -T: the trie's sort files go to the output's disk, not the working folder's.
+        cmd = [str(program), "-i", "-T", f"{out.parent.absolute()}{os.sep}", "trie", str(arpa), str(partial)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            detail = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+            raise LMError(f"{arpa}: build_binary failed: {detail[-1].strip() if detail else result.returncode}")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     try:
         _import_kenlm()
     except LMDependencyError:

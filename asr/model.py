@@ -73,6 +73,25 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 LAYOUTS = ("split", "fused")
 
 
+def pack_by_length(x: torch.Tensor, lengths: torch.Tensor) -> tuple[PackedSequence, torch.Tensor]:
+    """x: (B, T, D), lengths: (B,) -> the batch sorted by length and packed, and that order (B,).
+
+    PyTorch's own unsorted packing copies its index to the device, and its unpacking copies
+    one back, each a blocking copy that waits for the GPU; here the order is computed on the
+    host and sent without waiting, and :func:`unpack_by_length` undoes it on the device.
+    """
+    sorted_lengths, order = lengths.cpu().sort(descending=True)
+    if x.is_cuda:
+        order = order.pin_memory().to(x.device, non_blocking=True)
+    return pack_padded_sequence(x.index_select(0, order), sorted_lengths, batch_first=True), order
+
+
+def unpack_by_length(h: PackedSequence, order: torch.Tensor, total_length: int) -> torch.Tensor:
+    """The inverse of :func:`pack_by_length`: (B, total_length, H), padding frames zero."""
+    padded = pad_packed_sequence(h, batch_first=True, total_length=total_length)[0]
+    return torch.empty_like(padded).index_copy_(0, order, padded)
+
+
 def _canonical_names(fused_name: str) -> str:
     """A fused module's parameter name -> its name in the split layout (checkpoints' names).
 
@@ -135,8 +154,8 @@ class RecurrentLayer(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D), lengths: (B,) -> (B, T, H), or (B, T, 2H) with the backward states after the forward ones."""
         if self.fused:
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            return pad_packed_sequence(self.run_packed(packed), batch_first=True, total_length=x.shape[1])[0]
+            packed, order = pack_by_length(x, lengths)
+            return unpack_by_length(self.run_packed(packed), order, x.shape[1])
         ahead = self._run(self.forward_rnn, x, lengths)
         if self.backward_rnn is None:
             return ahead
@@ -264,13 +283,14 @@ class AcousticModel(nn.Module):
         x = self.input_proj(x)
         out_lengths = self.output_lengths(lengths)
         if self.layout == "fused":
-            # Packed once for all layers; lengths on the CPU (as packing needs) cost no device sync.
-            h = pack_padded_sequence(x, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            # Packed once for all layers. With lengths on the host, as the training loop passes
+            # them, packing never waits for the device.
+            h, order = pack_by_length(x, out_lengths)
             for i, layer in enumerate(self.layers):
                 if i:
                     h = h._replace(data=self.dropout(h.data))
                 h = layer.run_packed(h)
-            x = pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])[0]  # (B, T', width)
+            x = unpack_by_length(h, order, x.shape[1])  # (B, T', width)
         else:
             for i, layer in enumerate(self.layers):
                 if i:

@@ -211,6 +211,36 @@ def _plot_curves(metrics_path: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+class _TensorBoard:
+    """The metrics rows as TensorBoard scalars ("train/loss", "dev/wer", ...) against their
+    step, in event files in the experiment folder, when the optional ``tensorboard`` package
+    is installed (``pip install 'asr[tensorboard]'``); without it, nothing at all."""
+
+    def __init__(self) -> None:
+        self._writer = None
+
+    def open(self, exp_dir: Path, start_step: int) -> None:
+        """Start writing for a run that continues after optimizer step ``start_step``."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        # TensorBoard hides what earlier event files hold from this step on: the rows a killed
+        # run logged after the checkpoint it resumes from, which this run logs again.
+        self._writer = SummaryWriter(str(exp_dir), purge_step=start_step + 1)
+
+    def add(self, row: dict) -> None:
+        if self._writer is not None:
+            for name, value in row.items():
+                if name not in ("kind", "epoch", "step"):
+                    self._writer.add_scalar(f"{row['kind']}/{name}", value, row["step"])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 def train(
     cfg: ExperimentConfig, exp_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
     device: str = "auto", progress: bool = True,
@@ -218,18 +248,30 @@ def train(
     """Train a model as ``cfg`` says, writing checkpoints and metrics into ``exp_dir``.
 
     ``exp_dir`` receives ``last.pt`` (everything needed to resume), ``best.pt`` (the
-    weights with the lowest dev WER so far), ``metrics.jsonl``, ``config.json`` and, at
-    the end, ``curves.png``. With ``resume`` training continues from ``last.pt``. An
+    weights with the lowest dev WER so far), ``metrics.jsonl`` (also as TensorBoard event
+    files, ``events.out.tfevents.*``, when tensorboard is installed), ``config.json`` and,
+    at the end, ``curves.png``. With ``resume`` training continues from ``last.pt``. An
     ``exp_dir`` that already holds a run is refused unless ``resume`` continues it or
     ``overwrite`` deletes it first.
     """
+    board = _TensorBoard()
+    try:
+        return _train(cfg, Path(exp_dir), board, resume=resume, overwrite=overwrite, device=device, progress=progress)
+    finally:
+        board.close()  # also after a failure: what was logged reaches the file
+
+
+def _train(
+    cfg: ExperimentConfig, exp_dir: Path, board: _TensorBoard, *, resume: bool, overwrite: bool, device: str,
+    progress: bool,
+) -> TrainingState:
+    """:func:`train`, logging to ``board`` too."""
     rank, local_rank, world, started_group = init_distributed()
     main_process = rank == 0
     dev_device = resolve_device(device)
     if dev_device.type == "cuda" and world > 1:
         dev_device = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev_device)
-    exp_dir = Path(exp_dir)
     last_path, best_path, metrics_path = exp_dir / "last.pt", exp_dir / "best.pt", exp_dir / "metrics.jsonl"
     # A run's checkpoints are its results; metrics without any (a run killed in its first epoch) are not.
     earlier = [p for p in (last_path, best_path, *sorted(exp_dir.glob("epoch-*.pt"))) if p.exists()]
@@ -328,10 +370,14 @@ def train(
         mean, std = _normalization_stats(train_utts, cfg, vocab, dev_device)
         model.set_normalization(mean, std)
         metrics_path.unlink(missing_ok=True)
+        if main_process:  # TensorBoard would show an earlier run's event files along with this run's
+            for events in exp_dir.glob("events.out.tfevents.*"):
+                events.unlink()
     if rank:  # dropout and SpecAugment draw their own masks on each rank
         torch.manual_seed(rank_seed(cfg.train.seed, rank, state.step))
     if main_process:
         (exp_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        board.open(exp_dir, state.step)
 
     ddp_model = model
     if world > 1:
@@ -344,6 +390,7 @@ def train(
         if main_process:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            board.add(row)
 
     def save_last() -> None:
         cuda_rng = {"cuda_rng": torch.cuda.get_rng_state(dev_device)} if dev_device.type == "cuda" else {}

@@ -14,18 +14,32 @@ An entry applies only while both files are unchanged: same resolved LM path, sam
 and same modification time or, failing that, same MD5 (so a copied or touched file still
 matches, and a rebuilt LM or retrained model does not). :func:`decoding_config` fills in
 the stored values wherever the caller gave none.
+
+The points are independent, so :func:`sweep` spreads them over worker processes, one per
+core by default. Each worker gets the decoder and the log-probabilities once, when it
+starts: under the ``fork`` start method (Linux up to Python 3.13) it inherits them, LM
+included, without a copy; under ``spawn`` or ``forkserver`` they are pickled and the worker
+loads the LM file again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import math
+import multiprocessing
+import os
 import random
+import signal
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from asr.checkpoint import LoadedModel
@@ -43,6 +57,10 @@ FORMAT = "asr-lm-tuning"
 FORMAT_VERSION = 1
 DEFAULT_ALPHAS = "0:2:0.25"
 DEFAULT_BETAS = "-1:3:0.5"
+
+
+class TuningError(RuntimeError):
+    """A sweep's worker process died (killed, perhaps for lack of memory)."""
 
 
 @dataclass(frozen=True)
@@ -135,22 +153,102 @@ def sweep(
     decoder: BeamSearchDecoder,
     points: list[tuple[float, float]],
     progress: bool = False,
+    jobs: int = 0,
 ) -> list[TuningPoint]:
     """Decode every utterance (``log_probs[i]``: (T_i, V)) with ``decoder`` reweighted to
     each (alpha, beta) point; return the points best first (lowest WER, then CER, then
-    smallest alpha and beta)."""
+    smallest alpha and beta).
+
+    ``jobs`` worker processes decode the points (0: one per available core; 1: all in this
+    process). The results do not depend on it.
+    """
     if not points:
         raise ConfigError("no (alpha, beta) points to try")
-    results = []
-    bar = progress_bar(points, desc="tune-lm", unit="point", disable=not progress)
-    for alpha, beta in bar:
-        weighted = decoder.with_weights(alpha, beta)
-        texts = [weighted(lp[None], torch.tensor([lp.shape[0]]))[0].text for lp in log_probs]
-        words, chars = corpus_errors(list(zip(references, texts)))
-        results.append(TuningPoint(alpha, beta, words.rate, chars.rate))
-        best = min(results, key=_rank)
-        bar.set_postfix_str(f"best WER {100 * best.wer:.2f}% at alpha={best.alpha:g} beta={best.beta:g}")
+    if jobs < 0:
+        raise ConfigError(f"jobs must be at least 0 (0: all cores), got {jobs}")
+    jobs = min(jobs or available_cores(), len(points))
+    arrays = [lp.detach().float().cpu().numpy() for lp in log_probs]  # each (T_i, V), plain CPU arrays for workers
+    results: list[TuningPoint | None] = [None] * len(points)
+    best = None
+    with (progress_bar(total=len(points), desc="tune-lm", unit="point", disable=not progress) as bar,
+          _scored_points(arrays, references, decoder, points, jobs) as scored):
+        for index, point in scored:
+            results[index] = point
+            best = point if best is None or _rank(point) < _rank(best) else best
+            bar.update(1)
+            bar.set_postfix_str(f"best WER {100 * best.wer:.2f}% at alpha={best.alpha:g} beta={best.beta:g}")
     return sorted(results, key=_rank)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _score(
+    decoder: BeamSearchDecoder, log_probs: list[np.ndarray], references: list[str], alpha: float, beta: float
+) -> TuningPoint:
+    """Error rates of ``decoder`` at (alpha, beta) on every utterance (``log_probs[i]``: (T_i, V))."""
+    weighted = decoder.with_weights(alpha, beta)
+    texts = [weighted(torch.from_numpy(lp)[None], torch.tensor([lp.shape[0]]))[0].text for lp in log_probs]
+    words, chars = corpus_errors(list(zip(references, texts)))
+    return TuningPoint(alpha, beta, words.rate, chars.rate)
+
+
+@contextlib.contextmanager
+def _scored_points(
+    log_probs: list[np.ndarray],
+    references: list[str],
+    decoder: BeamSearchDecoder,
+    points: list[tuple[float, float]],
+    jobs: int,
+) -> Iterator[Iterator[tuple[int, TuningPoint]]]:
+    """(index in ``points``, result) for every point, as each finishes: computed here when
+    ``jobs`` is 1, else by ``jobs`` worker processes, which end with the ``with`` block."""
+    if jobs == 1:
+        yield ((i, _score(decoder, log_probs, references, a, b)) for i, (a, b) in enumerate(points))
+        return
+    # A process pool, not threads: the search holds the GIL, and a decoder's caches are its own.
+    # concurrent.futures rather than multiprocessing.Pool, which waits forever for the point
+    # of a worker that died.
+    children = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(jobs, initializer=_start_worker, initargs=(decoder, log_probs, references))
+    workers = []
+    try:
+        futures = {pool.submit(_score_point, a, b): i for i, (a, b) in enumerate(points)}
+        workers = [p for p in multiprocessing.active_children() if p not in children]  # all started by now
+        yield ((futures[future], future.result()) for future in as_completed(futures))
+    except BrokenProcessPool:
+        raise TuningError(f"a tune-lm worker process died (killed, perhaps for lack of memory) while {jobs} "
+                          "decoded points in parallel; try fewer jobs (--jobs)") from None
+    except BaseException:
+        # A point that failed, or Ctrl-C: stop the other points now, not when they finish.
+        for worker in workers:
+            worker.terminate()
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+# What a worker process decodes: set once, by _start_worker, when the process starts.
+_worker_inputs: tuple[BeamSearchDecoder, list[np.ndarray], list[str]] | None = None
+
+
+def _start_worker(decoder: BeamSearchDecoder, log_probs: list[np.ndarray], references: list[str]) -> None:
+    global _worker_inputs
+    _worker_inputs = decoder, log_probs, references
+    # The workers already fill every core, and a forked child must not enter the parent's
+    # OpenMP thread pool, which does not exist in it.
+    torch.set_num_threads(1)
+    # Ctrl-C reaches the whole process group; the parent alone handles it, and ends the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _score_point(alpha: float, beta: float) -> TuningPoint:
+    assert _worker_inputs is not None, "runs only in a worker started by _start_worker"
+    return _score(*_worker_inputs, alpha, beta)
 
 
 def _rank(point: TuningPoint) -> tuple[float, float, float, float]:
@@ -166,9 +264,11 @@ def tune_lm(
     beam_width: int = 16,
     dev_manifest: str | Path = "",
     progress: bool = False,
+    jobs: int = 0,
 ) -> tuple[list[TuningPoint], TunedWeights, dict[str, str]]:
-    """Search ``points`` on ``utterances``; :func:`store_tuned` then keeps the best next to
-    ``checkpoint`` (a separate step, so that a caller can show the results first).
+    """Search ``points`` on ``utterances`` with ``jobs`` processes (see :func:`sweep`);
+    :func:`store_tuned` then keeps the best next to ``checkpoint`` (a separate step, so that
+    a caller can show the results first).
 
     Returns every point (best first), the best as it would be stored, and id -> error line
     for each utterance left out because its audio could not be read.
@@ -182,7 +282,7 @@ def tune_lm(
     log_probs, utterances, skipped = model_log_probs(loaded, utterances, progress)
     if not utterances:
         raise ConfigError(f"{dev_manifest or 'dev set'}: no utterance's audio could be read")
-    results = sweep(log_probs, [u.text for u in utterances], decoder, points, progress)
+    results = sweep(log_probs, [u.text for u in utterances], decoder, points, progress, jobs)
     best = results[0]
     tuned = TunedWeights(best.alpha, best.beta, beam_width, best.wer, best.cer,
                          str(Path(dev_manifest).resolve()) if dev_manifest else "", len(utterances), len(points),

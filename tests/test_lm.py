@@ -197,3 +197,96 @@ def test_build_arpa_with_irstlm(tmp_path: Path, smoothing: str) -> None:
     with pytest.raises(LMError, match="empty"):
         (tmp_path / "empty.txt").write_text("\n")
         build_arpa(tmp_path / "empty.txt", 3, tmp_path / "empty.arpa")
+
+
+def _has_build_binary() -> bool:
+    try:
+        lm_module.find_build_binary()
+    except LMDependencyError:
+        return False
+    return True
+
+
+needs_build_binary = pytest.mark.skipif(not _has_build_binary() or importlib.util.find_spec("kenlm") is None,
+                                        reason="KenLM's build_binary or the kenlm module is not installed")
+
+
+@needs_build_binary
+def test_binary_lm_scores_and_decodes_as_its_arpa(tmp_path: Path) -> None:
+    arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.4, "B": -0.9, "AB": -1.3, "BA": -2.1},
+                      {"<s> A": -0.2, "A B": -0.3, "B A": -1.7, "AB </s>": -0.1, "A A": -2.5})
+    binary = lm_module.build_binary(arpa, tmp_path / "lm" / "lm.bin")
+    assert binary == tmp_path / "lm" / "lm.bin"
+    assert [p.name for p in binary.parent.iterdir()] == ["lm.bin"]  # no partial file left behind
+    from_arpa, from_binary = NGramLM(arpa), NGramLM(binary)
+    assert from_binary.order == from_arpa.order == 2
+    assert from_binary.words == from_arpa.words == {"A", "B", "AB", "BA"}
+    rng = random.Random(0)
+    for _ in range(200):
+        words = rng.choices(["A", "B", "AB", "BA", "C", "<unk>"], k=rng.randint(0, 6))
+        assert from_binary.score_sentence(words) == pytest.approx(from_arpa.score_sentence(words), abs=1e-4)
+    # Knowing the words, the decoder searches the same way with either file.
+    log_probs = (2.0 * torch.randn(3, 25, len(TINY), generator=torch.Generator().manual_seed(1))).log_softmax(-1)
+    lengths = torch.tensor([25, 20, 9])
+    hyps = [BeamSearchDecoder(TINY, beam_width=8, nbest=3, lm=lm, alpha=0.8, beta=0.5).decode_nbest(log_probs, lengths)
+            for lm in (from_arpa, from_binary)]
+    for a, b in zip(*hyps):
+        assert [h.text for h in a] == [h.text for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
+
+
+@needs_kenlm
+def test_binary_words_are_read_only_from_kenlm_binaries(tmp_path: Path) -> None:
+    arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
+    assert lm_module.read_binary_words(arpa) is None
+    (tmp_path / "short.bin").write_bytes(b"mmap lm")
+    assert lm_module.read_binary_words(tmp_path / "short.bin") is None
+
+
+@needs_kenlm
+def test_built_arpa_has_no_positive_log_probability(tmp_path: Path) -> None:
+    # IRSTLM rounds some probabilities of 1 above it (1.12261e-07 in a 4-gram of the general-English
+    # text); the kenlm module refuses such a file.
+    raw = write_arpa(tmp_path / "raw.arpa", {"A": -0.5, "B": -1.0}, {"A B": 1.12261e-07, "B A": -0.3})
+    with pytest.raises(LMError, match="Positive log probability"):
+        NGramLM(raw)
+    lm_module._copy_clamping_positive_logprobs(raw, tmp_path / "lm.arpa")
+    lm = NGramLM(tmp_path / "lm.arpa")
+    assert lm.score_word(lm.score_word(lm.begin_state(), "A")[1], "B")[0] == 0.0
+    changed = [(a, b) for a, b in zip(raw.read_text().splitlines(), (tmp_path / "lm.arpa").read_text().splitlines())
+               if a != b]
+    assert changed == [("1.12261e-07\tA B", "0\tA B")]
+
+
+def test_missing_build_binary_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from asr.cli import main
+
+    monkeypatch.delenv(lm_module.KENLM_BIN_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(lm_module.sysconfig, "get_path", lambda name: str(tmp_path))
+    arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
+    assert main(["lm", "binary", "--arpa", str(arpa), "--out", str(tmp_path / "lm.bin")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "build_binary is not installed" in err[0]
+    assert "bash scripts/build_kenlm.sh" in err[0] and "KENLM_BIN" in err[0]
+    assert not (tmp_path / "lm.bin").exists()
+
+
+def test_build_binary_is_found_in_kenlm_bin_and_its_failure_is_one_line(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    tools = tmp_path / "kenlm" / "bin"
+    tools.mkdir(parents=True)
+    fake = tools / "build_binary"
+    fake.write_text("#!/bin/sh\necho 'Reading lm.arpa' >&2\necho 'util/file.cc:42 in Fail threw: disk full' >&2\n"
+                    "for last; do :; done\necho partial > \"$last\"\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(lm_module.KENLM_BIN_ENV, str(tools))
+    assert lm_module.find_build_binary() == fake
+    arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
+    with pytest.raises(LMError, match="lm.arpa: build_binary failed: .*disk full") as err:
+        lm_module.build_binary(arpa, tmp_path / "out" / "lm.bin")
+    assert "\n" not in str(err.value)
+    assert list((tmp_path / "out").iterdir()) == []  # neither the output nor its partial file
+    (tmp_path / "text.txt").write_text("A B\n")
+    with pytest.raises(LMError, match="not an ARPA file"):
+        lm_module.build_binary(tmp_path / "text.txt", tmp_path / "out" / "lm.bin")

@@ -94,6 +94,21 @@ def test_a_run_resumes_in_the_other_recurrent_layout(tiny_corpus, tmp_path):
     assert load_model(tmp_path / "last.pt").model.layout == "split"
 
 
+def test_metrics_go_to_tensorboard_too(tiny_corpus, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(_config(tiny_corpus, epochs=1), tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert {"train/loss", "train/lr", "train/audio_seconds_per_second", "dev/wer", "dev/cer"} <= set(
+        events.Tags()["scalars"])
+    logged = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert logged == [(r["step"], pytest.approx(r["loss"])) for r in rows if r["kind"] == "train"]
+    assert [e.step for e in events.Scalars("dev/wer")] == [r["step"] for r in rows if r["kind"] == "dev"]
+
+
 def test_train_cli_errors_are_one_line(tmp_path):
     conf = tmp_path / "c.toml"
     conf.write_text("[train]\nepochs = 'many'\n")

@@ -1,7 +1,9 @@
 """Tuning alpha and beta, the tuning file, decoder options and the LM commands of the CLI."""
 
 import json
+import multiprocessing
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,8 @@ from asr.lm import NGramLM
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 from asr.tune import (
-    TunedWeights, decoding_config, find_tuned, grid_points, parse_values, random_points, store_tuned, sweep,
-    tuning_file,
+    TunedWeights, TuningError, decoding_config, find_tuned, grid_points, parse_values, random_points, store_tuned,
+    sweep, tuning_file,
 )
 from test_beam import TINY
 from test_lm import _has_irstlm, log_probs_from, needs_kenlm, write_arpa
@@ -61,6 +63,37 @@ def test_with_weights_decodes_like_a_new_decoder(lm_file: Path) -> None:
     base(log_probs, lengths)  # fill its caches, which the copy must not reuse
     fresh = BeamSearchDecoder(TINY, beam_width=6, lm=lm, alpha=1.3, beta=-0.5)
     assert base.with_weights(1.3, -0.5)(log_probs, lengths) == fresh(log_probs, lengths)
+
+
+@needs_kenlm
+def test_parallel_sweep_gives_the_sequential_results(lm_file: Path) -> None:
+    log_probs = list((2.0 * torch.randn(6, 20, len(TINY), generator=torch.Generator().manual_seed(2))).log_softmax(-1))
+    references = ["A B", "B A", "A A B", "B", "A", "B B A"]
+    decoder = BeamSearchDecoder(TINY, beam_width=4, lm=NGramLM(lm_file))
+    points = grid_points((0.0, 0.5, 1.0, 2.0), (-1.0, 0.0, 1.5))
+    sequential = sweep(log_probs, references, decoder, points, jobs=1)
+    assert sweep(log_probs, references, decoder, points, jobs=2) == sequential
+    assert len({(r.wer, r.cer) for r in sequential}) > 1  # the points differ, so the order is tested
+
+
+@needs_kenlm
+def test_decoder_pickles_for_worker_processes(lm_file: Path) -> None:
+    # Workers started by spawn or forkserver get the decoder pickled; its LM loads again there.
+    log_probs = (2.0 * torch.randn(2, 15, len(TINY), generator=torch.Generator().manual_seed(3))).log_softmax(-1)
+    lengths = torch.tensor([15, 11])
+    decoder = BeamSearchDecoder(TINY, beam_width=4, lm=NGramLM(lm_file), alpha=0.8, beta=0.5)
+    expected = decoder(log_probs, lengths)  # also fills the caches, whose KenLM states do not pickle
+    copy = pickle.loads(pickle.dumps(decoder))
+    assert copy.lm.path == lm_file and copy(log_probs, lengths) == expected
+
+
+@needs_kenlm
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the patch reaches forked workers only")
+def test_a_dying_worker_ends_the_sweep_with_one_error(lm_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("asr.tune._score", lambda *args: os._exit(1))
+    decoder = BeamSearchDecoder(TINY, beam_width=4, lm=NGramLM(lm_file))
+    with pytest.raises(TuningError, match="worker process died"):
+        sweep([log_probs_from(CLEAR)[0]], ["A B"], decoder, grid_points((0.0, 1.0), (0.0,)), jobs=2)
 
 
 def test_parse_values_and_points() -> None:

@@ -8,8 +8,10 @@
 #   1  download LibriSpeech: the training set and dev-clean dev-other test-clean test-other
 #   2  prepare manifests in $DATA/manifests/ (the training set speed-perturbed, nothing copied)
 #   3  validate the manifests; any problem stops the recipe before training
-#   4  download the LibriSpeech n-gram LMs (3-gram.pruned.1e-7, 3-gram, 4-gram; gzipped ARPA;
-#      stages 8-9 use $DATA/lm/NAME.bin instead when you have made a KenLM binary there)
+#   4  download the LibriSpeech n-gram LMs (3-gram.pruned.1e-7, 3-gram, 4-gram; gzipped ARPA),
+#      and convert those in --lms to KenLM binaries, $DATA/lm/NAME.bin, when KenLM's build_binary
+#      is installed (bash scripts/build_kenlm.sh): stages 8-9 then load each LM in seconds
+#      instead of minutes per process; without it they read the ARPA files
 #   5  train: one process, or torchrun data-parallel with --ngpu N > 1 (multi-node: NNODES,
 #      NODE_RANK, MASTER_ADDR, MASTER_PORT in the environment, run on every node). On N GPUs
 #      the config's effective batch, lr and warm-up are kept (train.multi_gpu = keep-batch:
@@ -141,7 +143,16 @@ validate_manifests() {
   asr validate "${manifests[@]}"
 }
 download_lms() {
+  local lm
   asr download librispeech-lm --names "${lm_names[@]/%/.arpa.gz}" --dest "$DATA/lm" "${lm_mirror_args[@]}"
+  if ! "$PYTHON" -c 'from asr.lm import find_build_binary; find_build_binary()' 2>/dev/null; then
+    echo "KenLM's build_binary is not installed (bash scripts/build_kenlm.sh makes it): stages 8-9 read" \
+      "the ARPA files of $lms, which takes minutes and GBs of memory in every decoding process"
+    return 0
+  fi
+  for lm in $lms; do
+    [ -f "$DATA/lm/$lm.bin" ] || asr lm binary --arpa "$DATA/lm/$lm.arpa.gz" --out "$DATA/lm/$lm.bin"
+  done
 }
 train_model() {
   local resume=() args
@@ -207,7 +218,7 @@ write_results() {
 run_stage 1 "download LibriSpeech ($train_set, ${eval_sets[*]})" download_corpus
 run_stage 2 "prepare manifests" prepare_manifests
 run_stage 3 "validate manifests" validate_manifests
-run_stage 4 "download LMs (${lm_names[*]})" download_lms
+run_stage 4 "download LMs (${lm_names[*]}); KenLM binaries of $lms" download_lms
 run_stage 5 "train ($config, $([ "$ngpu" -gt 1 ] && echo "$ngpu processes" || echo "one process"))" train_model
 run_stage 6 "average the last $avg epochs" average_model
 run_stage 7 "greedy decoding" decode_greedy
