@@ -34,6 +34,10 @@
 #   --avg N                epochs to average in stage 6 (0: decode best.pt)
 #   --lms "A B"            LMs for stages 8-9, among 3-gram.pruned.1e-7 3-gram 4-gram (default 4-gram)
 #   --tune-args "..."      extra asr tune-lm options, e.g. "--trials 30" or "--alphas 0:1.5:0.25"
+#   --tune-beam N          beam width of stage 8's LM tuning (default 64)
+#   --beam N               beam width of stage 9 (default 256). Weights tuned at 16 lose accuracy
+#                          past 128; tuned at 64 they hold from 128 to 512 (docs/benchmarks.md,
+#                          "Beam width with a large LM")
 #   --set SECTION.KEY=V    override a config value for training (repeatable)
 # Outputs: downloads and manifests under $DATA (default data/librispeech, shared by all configs),
 # the model and results under $EXP (default exp/librispeech/<config name>); both can be deleted
@@ -53,10 +57,12 @@ ngpu=${NGPU:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)}
 avg=
 lms="4-gram"
 tune_args=
+tune_beam=64
+beam=256
 sets=()
 usage="usage: $0 [--config FILE] [--train-set NAME] [--stage N] [--stop-stage M] [--speed-perturb F,F,...]
   [--mirror M] [--lm-mirror M] [--checksums FILE] [--ngpu N] [--avg N] [--lms \"A B\"] [--tune-args \"...\"]
-  [--set SECTION.KEY=VALUE]... (see the top of this file)"
+  [--tune-beam N] [--beam N] [--set SECTION.KEY=VALUE]... (see the top of this file)"
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
   case "$1" in
@@ -72,6 +78,8 @@ while [ $# -gt 0 ]; do
     --avg) avg=$2 ;;
     --lms) lms=$2 ;;
     --tune-args) tune_args=$2 ;;
+    --tune-beam) tune_beam=$2 ;;
+    --beam) beam=$2 ;;
     --set) sets+=(--set "$2") ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
@@ -197,7 +205,7 @@ tune_lms() {
     dir=$EXP/tune/$lm
     mkdir -p "$dir"
     # shellcheck disable=SC2206  # --tune-args is a list of options
-    cmd=(asr tune-lm --model "$model" --manifest "$DATA/manifests/dev.jsonl" --lm "$(lm_file "$lm")" --quiet $tune_args)
+    cmd=(asr tune-lm --model "$model" --manifest "$DATA/manifests/dev.jsonl" --lm "$(lm_file "$lm")" --beam-width "$tune_beam" --quiet $tune_args)
     quoted "${cmd[@]}" > "$dir/command.txt"
     "${cmd[@]}" | tee "$dir/tune.log"
   done
@@ -205,7 +213,7 @@ tune_lms() {
 decode_lms() {
   local lm set
   for lm in $lms; do
-    for set in "${eval_sets[@]}"; do decode "beam-$lm" "$set" --decoder beam --lm "$(lm_file "$lm")"; done
+    for set in "${eval_sets[@]}"; do decode "beam-$lm" "$set" --decoder beam --lm "$(lm_file "$lm")" --beam-width "$beam"; done
   done
 }
 write_results() {
