@@ -298,12 +298,17 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
             partial.replace(out)
         finally:
             partial.unlink(missing_ok=True)
+    return _loads_if_kenlm(out)
+
+
+def _loads_if_kenlm(path: Path) -> Path:
+    """``path``, after loading it once (an LMError if KenLM refuses it) when kenlm is installed."""
     try:
         _import_kenlm()
     except LMDependencyError:
-        return out
-    NGramLM(out)
-    return out
+        return path
+    NGramLM(path)
+    return path
 
 
 def _copy_clamping_positive_logprobs(arpa: Path, out: Path) -> None:
@@ -362,12 +367,7 @@ def build_binary(arpa: Path, out: Path) -> Path:
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
-    try:
-        _import_kenlm()
-    except LMDependencyError:
-        return out
-    NGramLM(out)
-    return out
+    return _loads_if_kenlm(out)
 
 
 def _run(cmd: list[str], env: dict[str, str], log: Path, text_file: Path) -> None:
