@@ -18,7 +18,6 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from asr.bounds import at_least, check
 
-
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
 FRONTENDS = ("stack", "conv")
 CONV_KERNELS = ((5, 11), (3, 7))  # (time, frequency) of the two convolutions
@@ -126,7 +125,6 @@ class RecurrentLayer(nn.Module):
         rnn = CELLS[cell]
         self.packed = packed
         self.fused = fused
-        self.bidirectional = bidirectional
         if fused:
             self.rnn = rnn(input_size, hidden, batch_first=True, bidirectional=bidirectional)
             self._register_state_dict_hook(_save_split_names)

@@ -39,8 +39,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from asr.config import load_config
-from asr.data import (BucketBatchSampler, SpeechDataset, Utterance, collate, read_librispeech, speed_perturb,
-                      write_manifest)
+from asr.data import (
+    BucketBatchSampler,
+    SpeechDataset,
+    Utterance,
+    collate,
+    read_librispeech,
+    speed_perturb,
+    write_manifest,
+)
 from asr.decode import BeamSearchDecoder, GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.features import log_mel
@@ -158,7 +165,7 @@ def check_amp(sizes: Sizes, device: torch.device) -> dict:
         seen: list[torch.dtype] = []
         layer = model.layers[0]
         module = layer.rnn if layout == "fused" else layer.forward_rnn
-        module.register_forward_hook(lambda m, i, o: seen.append((o[0].data if hasattr(o[0], "data") else o[0]).dtype))
+        module.register_forward_hook(lambda m, i, o, seen=seen: seen.append((o[0].data if hasattr(o[0], "data") else o[0]).dtype))
         batch = _random_batch(sizes.memory_budgets[0], device)
         waves, lengths, targets, target_lengths = batch
         frames = lengths // features.hop_length + 1
