@@ -14,13 +14,15 @@ Sections (each one is timed and fails on its own, so one broken part still leave
                with several workers, against what the GPU consumes;
 5. converge  - a ~2-minute training run on synthetic speech (``--corpus``, made by
                scripts/gpu_prepare.sh) with the GPU defaults; dev CER after it, and the host
-               syncs the training loop made per step;
+               syncs per step, with the code lines that made the most (the count includes
+               each epoch's dev scoring and checkpoint saving, listed apart by their lines);
 6. decode    - greedy and beam-search throughput with the model on the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import math
@@ -296,7 +298,7 @@ def check_convergence(sizes: Sizes, device: torch.device, corpus: Path, work: Pa
         train(cfg, work / "probe", overwrite=True, device=str(device), progress=False)
         epochs = max(1, min(200, math.floor(sizes.converge_seconds / (time.perf_counter() - start))))
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
-        syncs = 0
+        syncs: collections.Counter[str] = collections.Counter()
         if device.type == "cuda":
             torch.cuda.set_sync_debug_mode("warn")
         try:
@@ -305,7 +307,8 @@ def check_convergence(sizes: Sizes, device: torch.device, corpus: Path, work: Pa
                 start = time.perf_counter()
                 state = train(cfg, work / "run", overwrite=True, device=str(device), progress=False)
                 wall = time.perf_counter() - start
-            syncs = sum("synchroniz" in str(w.message).lower() for w in caught)
+            # A warning is attributed to the Python line that called the synchronising op.
+            syncs.update(f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message).lower())
         finally:
             if device.type == "cuda":
                 torch.cuda.set_sync_debug_mode("default")
@@ -316,7 +319,8 @@ def check_convergence(sizes: Sizes, device: torch.device, corpus: Path, work: Pa
             "train_seconds": round(state.train_seconds, 1), "wall_seconds": round(wall, 1),
             "audio_s_per_s": round(state.audio_seconds / max(state.train_seconds, 1e-9), 1),
             "dev_cer": round(100 * dev["cer"], 2), "dev_wer": round(100 * dev["wer"], 2),
-            "host_syncs_per_step": round(syncs / max(state.step, 1), 2),
+            "host_syncs_per_step": round(sum(syncs.values()) / max(state.step, 1), 2),
+            "host_syncs_by_line": dict(syncs.most_common(10)),
         }
 
 
@@ -380,7 +384,6 @@ def main() -> int:
         device, sizes = torch.device("cpu"), SMOKE
     elif torch.cuda.is_available():
         device, sizes = torch.device("cuda"), GPU
-        torch.backends.cudnn.benchmark = True
     else:
         print("gpu_check: no CUDA device here; run it on a GPU, or pass --cpu-smoke to test the script")
         return 2
