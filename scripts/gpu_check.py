@@ -52,7 +52,7 @@ from asr.data import (
 )
 from asr.decode import BeamSearchDecoder, GreedyDecoder
 from asr.evaluate import decode_utterances, score
-from asr.features import log_mel
+from asr.features import log_mel, num_frames
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 from asr.train import _amp_dtype, _needs_loss_scaling, train
@@ -130,9 +130,8 @@ def _train_step(model: AcousticModel, optimizer, scaler, batch, amp_dtype, featu
     with torch.no_grad():
         feats, _ = log_mel(waves, lengths.to(waves.device), features)
         feats = model.normalize(feats)
-    frames = lengths // features.hop_length + 1  # on the host, as the training loop keeps them
-    context = torch.autocast(waves.device.type, dtype=amp_dtype) if amp_dtype else torch.autocast(waves.device.type, enabled=False)
-    with context:
+    frames = num_frames(lengths, features)  # on the host, as the training loop keeps them
+    with _autocast(waves.device, amp_dtype):
         lp, out_lengths = model(feats, frames, normalized=True)
     loss = F.ctc_loss(lp.transpose(0, 1), targets, out_lengths, target_lengths, zero_infinity=True)
     scaler.scale(loss).backward()
@@ -142,6 +141,11 @@ def _train_step(model: AcousticModel, optimizer, scaler, batch, amp_dtype, featu
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to ``dtype``, or off when it is None (the training loop's rule)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def _sync(device: torch.device) -> None:
@@ -170,14 +174,13 @@ def check_amp(sizes: Sizes, device: torch.device) -> dict:
         module.register_forward_hook(lambda m, i, o, seen=seen: seen.append((o[0].data if hasattr(o[0], "data") else o[0]).dtype))
         batch = _random_batch(sizes.memory_budgets[0], device)
         waves, lengths, targets, target_lengths = batch
-        frames = lengths // features.hop_length + 1
+        frames = num_frames(lengths, features)
         with torch.no_grad():
             feats = model.normalize(log_mel(waves, lengths.to(device), features)[0])
         grads = {}
         for scaled in (True, False):
             optimizer.zero_grad(set_to_none=True)
-            context = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else torch.autocast(device.type, enabled=False)
-            with context:
+            with _autocast(device, amp_dtype):
                 lp, out_lengths = model(feats, frames, normalized=True)
             loss = F.ctc_loss(lp.transpose(0, 1), targets, out_lengths, target_lengths, zero_infinity=True)
             (scaler.scale(loss) if scaled else loss).backward()
