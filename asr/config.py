@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.bounds import above, at_least, between, check, one_of
+from asr.distributed import MULTI_GPU_RULES
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
 
@@ -63,7 +64,7 @@ class TrainConfig:
             "warmup_steps": at_least(0), "final_lr_ratio": between(0, 1), "grad_clip": above(0),
             "grad_accum": at_least(1), "num_workers": between(0, 64), "amp": one_of("auto", "bf16", "fp16", "off"),
             "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
-            "checkpoint_every": at_least(0), "multi_gpu": one_of("keep-batch", "scale-lr"),
+            "checkpoint_every": at_least(0), "multi_gpu": one_of(*MULTI_GPU_RULES),
             "recurrent_layout": one_of("auto", "split", "fused"),
         })
 

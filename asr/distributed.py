@@ -26,9 +26,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from asr.config import TrainConfig
 
 MULTI_GPU_RULES = ("keep-batch", "scale-lr")
 _RANK_SEED_STRIDE = 1_000_003  # a prime: rank seeds never collide with another run's seed + small offsets
@@ -38,6 +42,7 @@ _RANK_SEED_STRIDE = 1_000_003  # a prime: rank seeds never collide with another 
 class WorldSchedule:
     """What one rank of an N-device run uses in place of the config's training settings."""
 
+    config: TrainConfig  # the one-device settings these replace
     world_size: int
     grad_accum: int
     max_batch_seconds: float  # per rank and batch
@@ -45,31 +50,29 @@ class WorldSchedule:
     warmup_steps: int
     batch_ratio: float  # effective batch (audio per optimizer step) over the config's on one device
 
-    def describe(self, rule: str, config_lr: float, config_warmup: int, config_accum: int,
-                 config_batch: float) -> str:
+    def describe(self) -> str:
         """One line for the log: what the world size changed and why."""
         if self.world_size == 1:
             return "1 device: the config's batch, lr and warm-up"
+        c = self.config
         effective = self.max_batch_seconds * self.grad_accum * self.world_size
-        return (f"{self.world_size} devices ({rule}): grad_accum {config_accum} -> {self.grad_accum}, "
-                f"{config_batch:g} -> {self.max_batch_seconds:g} s per device and batch, effective batch "
-                f"{effective:,.0f} s ({self.batch_ratio:g}x the config's), lr {config_lr:g} -> {self.lr:g}, "
-                f"warm-up {config_warmup} -> {self.warmup_steps} steps")
+        return (f"{self.world_size} devices ({c.multi_gpu}): grad_accum {c.grad_accum} -> {self.grad_accum}, "
+                f"{c.max_batch_seconds:g} -> {self.max_batch_seconds:g} s per device and batch, effective batch "
+                f"{effective:,.0f} s ({self.batch_ratio:g}x the config's), lr {c.lr:g} -> {self.lr:g}, "
+                f"warm-up {c.warmup_steps} -> {self.warmup_steps} steps")
 
 
-def world_schedule(max_batch_seconds: float, grad_accum: int, lr: float, warmup_steps: int, world_size: int,
-                   rule: str = "keep-batch") -> WorldSchedule:
+def world_schedule(config: TrainConfig, world_size: int) -> WorldSchedule:
     """The settings one rank uses on ``world_size`` devices (see the module docstring)."""
-    if rule not in MULTI_GPU_RULES:
-        raise ValueError(f"multi_gpu = {rule!r}: choose one of {', '.join(MULTI_GPU_RULES)}")
     if world_size < 1:
         raise ValueError(f"world size must be at least 1, got {world_size}")
-    accum = math.ceil(grad_accum / world_size)
-    ratio = world_size * accum / grad_accum  # >= 1
-    if rule == "keep-batch":
-        return WorldSchedule(world_size, accum, max_batch_seconds / ratio, lr, warmup_steps, 1.0)
-    return WorldSchedule(world_size, accum, max_batch_seconds, lr * math.sqrt(ratio),
-                         max(1, round(warmup_steps / ratio)) if warmup_steps else 0, ratio)
+    accum = math.ceil(config.grad_accum / world_size)
+    ratio = world_size * accum / config.grad_accum  # >= 1
+    if config.multi_gpu == "keep-batch":
+        return WorldSchedule(config, world_size, accum, config.max_batch_seconds / ratio, config.lr,
+                             config.warmup_steps, 1.0)
+    warmup = max(1, round(config.warmup_steps / ratio)) if config.warmup_steps else 0
+    return WorldSchedule(config, world_size, accum, config.max_batch_seconds, config.lr * math.sqrt(ratio), warmup, ratio)
 
 
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:

@@ -91,7 +91,7 @@ def unpack_by_length(h: PackedSequence, order: torch.Tensor, total_length: int) 
     return torch.empty_like(padded).index_copy_(0, order, padded)
 
 
-def _canonical_names(fused_name: str) -> str:
+def _split_name(fused_name: str) -> str:
     """A fused module's parameter name -> its name in the split layout (checkpoints' names).
 
     ``weight_ih_l0`` is the forward direction's, ``weight_ih_l0_reverse`` the backward's.
@@ -167,7 +167,7 @@ class RecurrentLayer(nn.Module):
 
 def _save_split_names(module: RecurrentLayer, state: dict, prefix: str, local_metadata: dict) -> None:
     for key in [k for k in state if k.startswith(prefix + "rnn.")]:
-        state[prefix + _canonical_names(key.removeprefix(prefix + "rnn."))] = state.pop(key)
+        state[prefix + _split_name(key.removeprefix(prefix + "rnn."))] = state.pop(key)
 
 
 def _load_split_names(state: dict, prefix: str, *args) -> None:
@@ -233,8 +233,7 @@ class AcousticModel(nn.Module):
             raise ValueError(f"layout = {layout!r}: choose one of {', '.join(LAYOUTS)}")
         if layout == self.layout:
             return self
-        old = self.layers[0]
-        reference = next(old.parameters())
+        reference = next(self.layers[0].parameters())
         cfg = self.cfg
         for i, layer in enumerate(self.layers):
             new = RecurrentLayer(cfg.width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed, fused=layout == "fused")

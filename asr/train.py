@@ -286,11 +286,9 @@ def _train(
         remove_partial_checkpoints(exp_dir)  # a run killed while saving leaves its temporary file
     torch.manual_seed(cfg.train.seed)
     # The config is written for one device; on several, this says what each rank uses instead.
-    run = world_schedule(cfg.train.max_batch_seconds, cfg.train.grad_accum, cfg.train.lr, cfg.train.warmup_steps,
-                         world, cfg.train.multi_gpu)
+    run = world_schedule(cfg.train, world)
     if main_process and world > 1:
-        print(run.describe(cfg.train.multi_gpu, cfg.train.lr, cfg.train.warmup_steps, cfg.train.grad_accum,
-                           cfg.train.max_batch_seconds), flush=True)
+        print(run.describe(), flush=True)
 
     # Data. Utterances the vocabulary cannot spell or that are too long are left out, and said so.
     vocab = Vocabulary()
