@@ -15,6 +15,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from asr.errors import UserError
+
 SAMPLE_RATE = 16_000  # Hz; every model in asr works at this rate
 READ_SECONDS = 10.0  # audio read from a file at a time when streaming
 # What one file may expand to. A damaged header that claims 1 Hz would make 400 KB of
@@ -30,7 +32,7 @@ AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", "
                     ".m4a", ".aac", ".mp4", ".m4b", ".mov", ".webm", ".mkv", ".mka", ".wma", ".wmv", ".amr")
 
 
-class AudioError(Exception):
+class AudioError(UserError):
     """An audio file that cannot be used; ``str()`` is one line naming the file and the reason."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

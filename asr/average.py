@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 from asr.checkpoint import load_model, save_checkpoint
+from asr.errors import UserError
 
 _EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
 
 
-class AverageError(ValueError):
+class AverageError(UserError, ValueError):
     """Checkpoints that cannot be averaged: too few, or of different models."""
 
 

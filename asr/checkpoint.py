@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from asr.config import ConfigError, ExperimentConfig
+from asr.errors import UserError
 from asr.files import partial_path
 from asr.model import AcousticModel
 from asr.text import Vocabulary
@@ -29,7 +30,7 @@ PARTIAL_PREFIX = "."  # a checkpoint being written is a hidden file beside its f
 MIN_FREE_BYTES = 1 << 20  # a file system with less room than this after a failed write is full
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the reason."""
 
 

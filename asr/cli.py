@@ -172,7 +172,7 @@ def _decoder(args: argparse.Namespace, loaded):
     decoder = build_decoder(loaded.vocab, config)
     if note:
         print(f"asr: {note}", file=sys.stderr)
-    return decoder
+    return decoder, config
 
 
 def _add_decoder_args(parser: argparse.ArgumentParser) -> None:
@@ -257,6 +257,14 @@ def _check_writable(folder: Path) -> None:
         pass
 
 
+def _settings(decoding) -> dict:
+    """The decoding settings that were used: greedy search has none; alpha and beta weight an LM."""
+    if decoding.decoder == "greedy":
+        return {"decoder": "greedy"}
+    settings = {"decoder": decoding.decoder, "beam_width": decoding.beam_width, "lm": decoding.lm}
+    return settings if decoding.lm is None else {**settings, "alpha": decoding.alpha, "beta": decoding.beta}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from asr.data import read_manifest
     from asr.decode import GreedyDecoder
@@ -266,7 +274,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     utterances = read_manifest(args.manifest)
     if not utterances:
         return _fail(f"{args.manifest}: manifest has no utterances")
-    decoder = _decoder(args, loaded)
+    decoder, decoding = _decoder(args, loaded)
     # The default folder names the decoding, so a beam run does not overwrite a greedy one.
     method = "greedy" if isinstance(decoder, GreedyDecoder) else ("beam-lm" if args.lm else "beam")
     default_dir = Path(args.model).parent / f"decode-{Path(args.manifest).stem}-{method}"
@@ -285,7 +293,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = score(utterances, decoded.texts, skipped)
     # The score is printed first: a write that fails after all costs no result.
     if args.json:
-        print(json.dumps({**result.summary(), "output_dir": str(out_dir)}), flush=True)
+        print(json.dumps({**result.summary(), "decoding": _settings(decoding), "output_dir": str(out_dir)}),
+              flush=True)
     else:
         print(format_summary(result), flush=True)
     write_reports(result, out_dir, [u.speaker for u in utterances])
@@ -318,7 +327,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         loaded = OnnxModel(args.model)
     else:
         loaded = _load(args)
-    decoder = _decoder(args, loaded)
+    decoder, _ = _decoder(args, loaded)
     inputs, missing = find_inputs(args.audio)
     for line in missing:
         print(f"asr: error: {line}", file=sys.stderr)
@@ -573,14 +582,14 @@ def _os_error_line(err: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from asr.errors import USER_ERRORS
+    from asr.errors import UserError
 
     # File names that are not UTF-8 print as their bytes, as ls prints them, not as a traceback.
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="surrogateescape")
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except UserError as err:
         return _fail(" ".join(str(err).split()))
     except OSError as err:  # the system refused: disk full, read-only folder, no permission, ...
         return _fail(_os_error_line(err))

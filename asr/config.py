@@ -14,6 +14,7 @@ from typing import Any
 
 from asr.bounds import above, at_least, between, check, one_of
 from asr.distributed import MULTI_GPU_RULES
+from asr.errors import UserError
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
 
@@ -104,7 +105,7 @@ class ExperimentConfig:
             raise ConfigError(f"{source}: {err}") from None
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or value that cannot be used."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from asr.errors import UserError
 from asr.text import normalize_text
 
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -46,7 +47,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z])")
 _VOWEL = re.compile(r"[AEIOUY]")
 
 
-class TextSourceError(RuntimeError):
+class TextSourceError(UserError, RuntimeError):
     """A text source is not installed or holds nothing usable."""
 
 

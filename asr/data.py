@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio, stream_audio
+from asr.errors import UserError
 from asr.files import atomic_write, walk_files
 from asr.text import Vocabulary, normalize_text
 
@@ -66,7 +67,7 @@ class Skipped:
         return f"{self.path}: {self.reason}"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest that cannot be read; the message names the file and line."""
 
 

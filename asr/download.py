@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 
 from asr import __version__
+from asr.errors import UserError
 from asr.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ _DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 _FILTER_ERROR = getattr(tarfile, "FilterError", ())
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download or extraction failed; the message is one line saying what to do."""
 
 

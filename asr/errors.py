@@ -1,40 +1,13 @@
-"""The error types a user can cause; the CLI turns each into one line, not a traceback."""
+"""The one base class of every error a user can cause: a bad path, a bad file, an unknown
+option. Each module derives its own errors from :class:`UserError` (and, where callers
+expect one, a built-in type such as ``ValueError``); the CLI catches ``UserError`` alone and
+prints it as one line, not a traceback.
+
+This module imports nothing, so that catching user errors costs no import.
+"""
 
 from __future__ import annotations
 
-from asr.audio import AudioError
-from asr.average import AverageError
-from asr.checkpoint import CheckpointError
-from asr.config import ConfigError
-from asr.corpus_text import TextSourceError
-from asr.data import ManifestError
-from asr.download import DownloadError
-from asr.export import OnnxDependencyError, OnnxModelError
-from asr.inference import DeviceError
-from asr.lm import LMDependencyError, LMError
-from asr.synth import CorpusMismatchError, EspeakNotFoundError
-from asr.text import UnknownCharacterError
-from asr.train import TrainingError
-from asr.tune import TuningError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    AudioError,
-    AverageError,
-    CheckpointError,
-    ConfigError,
-    ManifestError,
-    DeviceError,
-    OnnxDependencyError,
-    OnnxModelError,
-    DownloadError,
-    LMError,
-    LMDependencyError,
-    EspeakNotFoundError,
-    TextSourceError,
-    CorpusMismatchError,
-    UnknownCharacterError,
-    TrainingError,
-    TuningError,
-)
-# Any other OSError (disk full, read-only file system, no permission, no such file) is the
-# system refusing what the user asked; the CLI reports its file name and reason in one line.
+class UserError(Exception):
+    """A mistake the user can fix; its message names the thing and what to do."""

@@ -27,6 +27,7 @@ from torch import nn
 
 from asr.checkpoint import LoadedModel
 from asr.config import ExperimentConfig
+from asr.errors import UserError
 from asr.features import log_mel
 from asr.model import AcousticModel
 from asr.text import Vocabulary
@@ -37,14 +38,14 @@ OUTPUTS = ("log_probs", "out_lengths")
 INSTALL_HINT = "pip install 'asr[onnx]' (or: pip install onnx onnxruntime)"
 
 
-class OnnxDependencyError(ImportError):
+class OnnxDependencyError(UserError, ImportError):
     """onnx or onnxruntime is not installed."""
 
     def __init__(self, package: str) -> None:
         super().__init__(f"{package} is not installed; ONNX export and inference need it: {INSTALL_HINT}")
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(UserError, ValueError):
     """An ONNX file that is not an exported asr model."""
 
 

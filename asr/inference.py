@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from asr.errors import UserError
 from asr.features import FeatureConfig, log_mel
 from asr.model import AcousticModel
 
 
-class DeviceError(ValueError):
+class DeviceError(UserError, ValueError):
     """A device the user asked for is not available."""
 
 

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from asr.errors import UserError
 from asr.files import partial_path
 from asr.text import BLANK, Vocabulary
 
@@ -41,11 +42,11 @@ _BINARY_PARAMS_AT = 88
 _CASE_PROBES = ("the", "and", "of", "to", "a", "in", "i", "that", "it", "was")
 
 
-class LMError(ValueError):
+class LMError(UserError, ValueError):
     """A language model file is missing, malformed or does not fit the acoustic model."""
 
 
-class LMDependencyError(RuntimeError):
+class LMDependencyError(UserError, RuntimeError):
     """A program or module needed for language models is not installed."""
 
 

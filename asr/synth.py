@@ -39,6 +39,7 @@ import soxr
 
 from asr.audio import SAMPLE_RATE
 from asr.corpus_text import english_splits
+from asr.errors import UserError
 from asr.progress import progress as progress_bar
 from asr.progress import write as write_progress
 from asr.sentences import generate_sentences
@@ -73,7 +74,7 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Andy", "Denis"
                  "michel", "miguel", "paul", "quincy", "rob", "robert", "travis", "victor")
 
 
-class EspeakNotFoundError(RuntimeError):
+class EspeakNotFoundError(UserError, RuntimeError):
     """espeak-ng, or one of the voices the corpus uses, is not installed."""
 
     def __init__(self, message: str = f"{ESPEAK} not found on PATH: install it with 'sudo apt-get install "
@@ -81,7 +82,7 @@ class EspeakNotFoundError(RuntimeError):
         super().__init__(message)
 
 
-class CorpusMismatchError(RuntimeError):
+class CorpusMismatchError(UserError, RuntimeError):
     """The output directory holds a corpus made with other settings."""
 
 

@@ -10,6 +10,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from asr.errors import UserError
+
 BLANK = "<blank>"
 SPACE = " "
 DEFAULT_CHARS = " '" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -89,7 +91,7 @@ def normalize_text(text: str) -> str:
     return _SPACES.sub(" ", " ".join(w for w in words if w)).strip()
 
 
-class UnknownCharacterError(ValueError):
+class UnknownCharacterError(UserError, ValueError):
     """A text holds a character the vocabulary cannot encode."""
 
 

@@ -27,6 +27,7 @@ from asr.config import ExperimentConfig
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest
 from asr.distributed import init_distributed, rank_seed, world_schedule
 from asr.decode import GreedyDecoder
+from asr.errors import UserError
 from asr.evaluate import decode_utterances, score
 from asr.features import feature_stats, log_mel, num_frames, spec_augment
 from asr.inference import resolve_device
@@ -35,7 +36,7 @@ from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError, ValueError):
     """Training cannot start (no data, bad manifest, nothing to resume)."""
 
 

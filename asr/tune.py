@@ -46,6 +46,7 @@ from asr.checkpoint import LoadedModel
 from asr.config import ConfigError
 from asr.data import Utterance
 from asr.decode import BeamSearchDecoder, DecodingConfig, Hypothesis
+from asr.errors import UserError
 from asr.evaluate import decode_utterances
 from asr.files import atomic_write
 from asr.lm import NGramLM
@@ -59,7 +60,7 @@ DEFAULT_ALPHAS = "0:2:0.25"
 DEFAULT_BETAS = "-1:3:0.5"
 
 
-class TuningError(RuntimeError):
+class TuningError(UserError, RuntimeError):
     """A sweep's worker process died (killed, perhaps for lack of memory)."""
 
 
