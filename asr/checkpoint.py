@@ -20,7 +20,8 @@ import torch
 
 from asr.config import ConfigError, ExperimentConfig
 from asr.errors import UserError
-from asr.files import partial_path
+from asr.inference import log_probs
+from asr.io import atomic_write
 from asr.model import AcousticModel
 from asr.text import Vocabulary
 
@@ -41,6 +42,16 @@ class LoadedModel:
     config: ExperimentConfig
     raw: dict[str, Any]  # everything else in the file (training state, optimizer, ...)
 
+    def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the
+        model's device; in eval mode (no dropout), whatever mode the model is in outside."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return log_probs(self.model, self.config.features, waves, lengths)
+        finally:
+            self.model.train(was_training)
+
 
 def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentConfig, vocab: Vocabulary, **extra: Any) -> None:
     """Write atomically: a crash mid-write leaves the previous file at ``path`` intact.
@@ -57,19 +68,18 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    tmp = partial_path(path, PARTIAL_PREFIX)
+    reason = None
     try:
-        with tmp.open("wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        if not isinstance(err, (OSError, RuntimeError)):
-            tmp.unlink(missing_ok=True)
-            raise
-        reason = _write_failure(path.parent, err)  # asked while the partial file still fills the disk
-        tmp.unlink(missing_ok=True)
+        with atomic_write(path, "wb", PARTIAL_PREFIX) as f:
+            try:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            except (OSError, RuntimeError) as err:
+                reason = _write_failure(path.parent, err)  # asked while the partial file still fills the disk
+                raise
+    except (OSError, RuntimeError) as err:  # the partial file is gone; anything else propagates as it is
+        reason = reason or _write_failure(path.parent, err)  # the open or the rename failed
         kept = "; the previous checkpoint there is intact" if path.exists() else ""
         raise CheckpointError(f"{path}: cannot write checkpoint ({reason}){kept}") from None
 

@@ -1,8 +1,8 @@
-"""Corpora, manifests and batching.
+"""Manifests and batching.
 
 A manifest is JSON lines, one utterance a line, with NeMo's keys (``audio_filepath``,
-``duration``, ``text``) plus ``id`` and ``speaker``. Any LibriSpeech-layout folder
-(``SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac`` + ``SPEAKER-CHAPTER.trans.txt``) becomes one.
+``duration``, ``text``) plus ``id`` and ``speaker``. Any LibriSpeech-layout folder becomes
+one (:func:`asr.corpora.librispeech.read_librispeech`).
 A row may also carry ``speed``: the audio is then speed-perturbed when it is loaded (the
 lhotse way, no copies on disk), and its ``duration`` is already that of the perturbed audio.
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,13 +21,11 @@ import soxr
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, load_audio, stream_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.errors import UserError
-from asr.files import atomic_write, walk_files
+from asr.io import atomic_write
 from asr.text import Vocabulary, normalize_text
 
-# LibriSpeech ships FLAC and converted copies are often WAV; a folder in its layout may hold any audio.
-AUDIO_SUFFIXES = (".flac", ".wav") + tuple(e for e in AUDIO_EXTENSIONS if e not in (".flac", ".wav"))
 SPEED_RANGE = (0.5, 2.0)  # speed perturbation factors allowed (Kaldi and lhotse use 0.9-1.1)
 
 
@@ -56,112 +52,8 @@ class Utterance:
         return text
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """An entry that could not be prepared, and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
 class ManifestError(UserError, ValueError):
     """A manifest that cannot be read; the message names the file and line."""
-
-
-def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> tuple[dict[str, str], set[str]]:
-    """Lines of the chapter's ``*.trans.txt`` files, id -> raw text, and the ids of lines
-    skipped as not valid UTF-8 (each on its own: the rest of its file still counts)."""
-    texts: dict[str, str] = {}
-    bad: set[str] = set()
-    for trans in sorted(chapter_dir.glob("*.trans.txt")):
-        try:
-            lines = trans.read_bytes().splitlines()
-        except OSError as err:
-            skipped.append(Skipped(str(trans), f"cannot read transcript ({err.strerror or err})"))
-            continue
-        for number, raw in enumerate(lines, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as err:
-                utt_id = raw.split(b" ", 1)[0].decode("utf-8", "replace")
-                bad.add(utt_id)
-                skipped.append(Skipped(f"{trans}:{number}", f"transcript line is not valid UTF-8 (utterance "
-                                       f"{utt_id}: byte 0x{raw[err.start]:02x} at column {err.start + 1})"))
-                continue
-            if not line:
-                continue
-            utt_id, _, text = line.partition(" ")
-            if utt_id in texts:
-                skipped.append(Skipped(f"{trans}:{number}", f"duplicate utterance id ({utt_id})"))
-                continue
-            texts[utt_id] = text
-    return texts, bad
-
-
-def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
-    for suffix in AUDIO_SUFFIXES:
-        candidate = chapter_dir / f"{utt_id}{suffix}"
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def _check_audio(path: Path) -> tuple[float, str | None]:
-    """Decode the whole file, since a good header can front a truncated body; in blocks, so
-    memory stays bounded whatever its length."""
-    try:
-        samples = sum(len(block) for block in stream_audio(path))
-    except AudioError as err:
-        return 0.0, err.reason
-    return samples / SAMPLE_RATE, None
-
-
-def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Utterance], list[Skipped]]:
-    """Scan a LibriSpeech-layout folder (a subset: speaker folders inside) into utterances.
-
-    Every audio file is decoded once to catch corrupt files; transcripts are normalised.
-    Returns the good utterances (sorted by id) and the skipped entries with reasons.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    skipped: list[Skipped] = []
-    pending: list[tuple[str, Path, str, str]] = []  # id, audio path, text, speaker
-    transcripts, unreadable = walk_files(root, lambda name: name.endswith(".trans.txt"))
-    for folder, reason in unreadable:
-        skipped.append(Skipped(str(folder), f"cannot read folder ({reason}); whatever it holds is left out"))
-    chapter_dirs = sorted({trans.parent for trans in transcripts})
-    for chapter_dir in chapter_dirs:
-        texts, bad_lines = _transcripts(chapter_dir, skipped)
-        for utt_id, raw_text in sorted(texts.items()):
-            audio = _find_audio(chapter_dir, utt_id)
-            if audio is None:
-                skipped.append(Skipped(str(chapter_dir / f"{utt_id}.flac"), "audio file listed in transcript is missing"))
-                continue
-            text = normalize_text(raw_text)
-            if not text:
-                skipped.append(Skipped(str(audio), "transcript is empty after normalisation"))
-                continue
-            pending.append((utt_id, audio, text, utt_id.split("-")[0]))
-        listed = set(texts) | bad_lines
-        for audio in sorted(p for s in AUDIO_SUFFIXES for p in chapter_dir.glob(f"*{s}")):
-            if audio.stem not in listed:
-                skipped.append(Skipped(str(audio), "audio file has no transcript line"))
-    # soundfile and soxr release the GIL while decoding and resampling, so threads scale.
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        checked = list(pool.map(lambda item: _check_audio(item[1]), pending))
-    utterances = []
-    for (utt_id, audio, text, speaker), (duration, error) in zip(pending, checked):
-        if error is not None:
-            skipped.append(Skipped(str(audio), error))
-        else:
-            utterances.append(Utterance(utt_id, str(audio.resolve()), round(duration, 4), text, speaker))
-    if not chapter_dirs:
-        skipped.append(Skipped(str(root), "no SPEAKER-CHAPTER.trans.txt files found (is this a LibriSpeech-layout folder?)"))
-    return sorted(utterances, key=lambda u: u.id), skipped
 
 
 def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:

@@ -1,23 +1,22 @@
-"""Decoding a manifest with a model and scoring it: WER/CER, per-utterance and sclite files."""
+"""Decoding a manifest with a recognizer (PyTorch or ONNX) and scoring it: WER/CER, per-utterance and sclite files."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate
-from asr.decode import Hypothesis
-from asr.features import FeatureConfig
-from asr.inference import log_probs
+from asr.decode import Decoder, Hypothesis
+from asr.inference import Recognizer
 from asr.metrics import ErrorCounts, corpus_errors
-from asr.model import AcousticModel
 from asr.progress import progress as progress_bar
-from asr.text import Vocabulary
 
 
 @dataclass
@@ -77,40 +76,58 @@ class EvalResult:
         }
 
 
-def decode_utterances(
-    model: AcousticModel,
-    features: FeatureConfig,
-    vocab: Vocabulary,
+@dataclass
+class LogProbBatch:
+    """One forward pass of :func:`batched_log_probs`."""
+
+    indices: list[int]  # input index of each row
+    log_probs: torch.Tensor  # (B, T', V), rows past ``lengths`` are padding
+    lengths: torch.Tensor  # (B,)
+
+
+def batched_log_probs(
+    recognizer: Recognizer,
     utterances: list[Utterance],
-    decoder,
+    failures: dict[int, str],
+    *,
+    max_batch_seconds: float = 200.0,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> Iterator[LogProbBatch]:
+    """The recognizer's log-probabilities for ``utterances``, a batch of similar lengths at a time.
+
+    An utterance whose audio cannot be read is left out of every batch, and ``failures``
+    gets its input index -> one error line.
+    """
+    # Dataset encodes references; decoding must not depend on them being encodable.
+    dataset = SpeechDataset([dataclasses.replace(u, text="") for u in utterances], recognizer.vocab)
+    sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
+    for batch in progress_bar(loader, desc="decode", unit="batch", disable=not progress, leave=False):
+        failures.update(batch.failed)
+        if batch.indices:
+            yield LogProbBatch(batch.indices, *recognizer.log_probs(batch.waves, batch.wave_lengths))
+
+
+def decode_utterances(
+    recognizer: Recognizer,
+    utterances: list[Utterance],
+    decoder: Decoder,
     *,
     max_batch_seconds: float = 200.0,
     num_workers: int = 0,
     progress: bool = False,
 ) -> Decoded:
-    """Run model and ``decoder`` over utterances; hypotheses come back in input order.
+    """Run ``recognizer`` and ``decoder`` over utterances; hypotheses come back in input order.
 
-    ``decoder`` is any callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
     An utterance whose audio cannot be read gets no hypothesis and an entry in ``failures``;
     the others are decoded all the same.
     """
-    # Dataset encodes references; decoding must not depend on them being encodable.
-    dataset = SpeechDataset([dataclasses.replace(u, text="") for u in utterances], vocab)
-    sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
     result = Decoded([None] * len(utterances))
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in progress_bar(loader, desc="decode", unit="batch", disable=not progress, leave=False):
-            result.failures.update(batch.failed)
-            if not batch.indices:
-                continue
-            lp, lengths = log_probs(model, features, batch.waves, batch.wave_lengths)
-            for index, hyp in zip(batch.indices, decoder(lp, lengths)):
-                result.hypotheses[index] = hyp
-    finally:
-        model.train(was_training)
+    for batch in batched_log_probs(recognizer, utterances, result.failures, max_batch_seconds=max_batch_seconds,
+                                   num_workers=num_workers, progress=progress):
+        for index, hyp in zip(batch.indices, decoder(batch.log_probs, batch.lengths)):
+            result.hypotheses[index] = hyp
     result.failures = dict(sorted(result.failures.items()))
     return result
 

@@ -106,7 +106,8 @@ def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -
 
 
 class OnnxModel:
-    """An exported model run by ONNX Runtime on CPU; used like a LoadedModel for transcription."""
+    """An exported model run by ONNX Runtime on CPU: a :class:`~asr.inference.Recognizer`, as a
+    checkpoint's :class:`~asr.checkpoint.LoadedModel` is."""
 
     def __init__(self, path: str | Path) -> None:
         ort = _require("onnxruntime")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.align import Word
-from asr.files import atomic_write
+from asr.io import atomic_write
 from asr.transcribe import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt")

@@ -1,12 +1,34 @@
-"""Running a trained model: device choice, audio batches to log-probabilities."""
+"""Running a trained model: device choice, the :class:`Recognizer` interface, audio batches
+to log-probabilities."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 import torch
 
+from asr.config import ExperimentConfig
 from asr.errors import UserError
 from asr.features import FeatureConfig, log_mel
 from asr.model import AcousticModel
+from asr.text import Vocabulary
+
+
+class Recognizer(Protocol):
+    """A trained model that turns audio into CTC log-probabilities, whatever runs it.
+
+    Implemented by :class:`asr.checkpoint.LoadedModel` (PyTorch) and
+    :class:`asr.export.OnnxModel` (ONNX Runtime); evaluation, LM tuning, dev scoring and
+    transcription take either.
+    """
+
+    vocab: Vocabulary  # the tokens the log-probabilities' last axis indexes
+    config: ExperimentConfig  # features and model settings (frame rate: model.stack feature hops)
+
+    def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves (B, N) at 16 kHz, lengths (B,) -> log-probabilities (B, T', V), lengths (B,)."""
+        ...
 
 
 class DeviceError(UserError, ValueError):
@@ -35,6 +57,20 @@ def pad_waves(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """List of (N_i,) signals -> zero-padded (B, max N) and lengths (B,)."""
     lengths = torch.tensor([len(w) for w in waves])
     return torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths
+
+
+def load_recognizer(path: str | Path, device: str = "auto") -> Recognizer:
+    """A checkpoint (``.pt``) on ``device``, or a model from ``asr export`` (``.onnx``), which
+    runs on the CPU."""
+    if Path(path).suffix == ".onnx":
+        if device not in ("auto", "cpu"):
+            raise DeviceError(f"ONNX models run on the CPU here; use --device cpu, or the .pt checkpoint for {device}")
+        from asr.export import OnnxModel  # onnxruntime loads only for an ONNX model
+
+        return OnnxModel(path)
+    from asr.checkpoint import load_model  # the checkpoint module builds on this one
+
+    return load_model(path, resolve_device(device))
 
 
 @torch.inference_mode()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import UserError
-from asr.files import partial_path
+from asr.io import atomic_path
 from asr.text import BLANK, Vocabulary
 
 LOG_10 = math.log(10.0)  # KenLM and ARPA files score in log10
@@ -293,12 +293,8 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
         if not _is_arpa(arpa):
             raise LMError(f"{text_file}: IRSTLM compile-lm wrote no ARPA file ({_log_problem(log)})")
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_path(out)  # a separate name, so `out` is never half written
-        try:
+        with atomic_path(out) as partial:  # a separate name, so `out` is never half written
             _copy_clamping_positive_logprobs(arpa, partial)
-            partial.replace(out)
-        finally:
-            partial.unlink(missing_ok=True)
     return _loads_if_kenlm(out)
 
 
@@ -357,17 +353,13 @@ def build_binary(arpa: Path, out: Path) -> Path:
         raise LMError(f"{arpa}: not an ARPA file (it does not start with \\data\\)")
     program = find_build_binary()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = partial_path(out)
-    try:
+    with atomic_path(out) as partial:
         # -T: the trie's sort files go to the output's disk, not the working folder's.
         cmd = [str(program), "-i", "-T", f"{out.parent.absolute()}{os.sep}", "trie", str(arpa), str(partial)]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             detail = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
             raise LMError(f"{arpa}: build_binary failed: {detail[-1].strip() if detail else result.returncode}")
-        partial.replace(out)
-    finally:
-        partial.unlink(missing_ok=True)
     return _loads_if_kenlm(out)
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import soxr
 
 from asr.audio import SAMPLE_RATE, load_audio
-from asr.synth import SynthConfig, colored_noise, speak, synthesize_corpus
+from asr.corpora.synthetic.corpus import SynthConfig, colored_noise, synthesize_corpus
+from asr.corpora.synthetic.espeak import speak
 
 TRIM_DB = 40.0  # a word's sound ends where its 4 ms frames fall this far below its loudest
 

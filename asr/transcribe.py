@@ -24,9 +24,9 @@ import torch
 
 from asr.align import DIGITAL_SILENCE_DB, Word, align_words, energy_db, loud_frames, noise_floor
 from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, SAMPLE_RATE, AudioError, stream_audio
-from asr.checkpoint import LoadedModel
-from asr.files import walk_files
-from asr.inference import log_probs, pad_waves
+from asr.decode import Decoder
+from asr.inference import Recognizer, pad_waves
+from asr.io import walk_files
 
 WINDOW_SECONDS = 20.0  # longest piece decoded at once: the demo model trains on utterances of up to 20 s
 OVERLAP_SECONDS = 4.0  # where a window must be cut without a pause, 2 s of context on each side of the stitch
@@ -258,23 +258,19 @@ class _File:
     done: bool = False  # its last piece is decoded
 
 
-def frame_seconds(loaded) -> float:
+def frame_seconds(recognizer: Recognizer) -> float:
     """Seconds per model output frame: ``stack`` feature hops."""
-    features = loaded.config.features
-    return loaded.config.model.stack * features.hop_length / features.sample_rate
+    features = recognizer.config.features
+    return recognizer.config.model.stack * features.hop_length / features.sample_rate
 
 
 class _Batcher:
     """Collects pieces of consecutive files into forward passes and hands back finished
     files in input order."""
 
-    def __init__(self, loaded, decoder, options: TranscribeOptions) -> None:
-        if isinstance(loaded, LoadedModel):
-            self.forward = lambda waves, lengths: log_probs(loaded.model, loaded.config.features, waves, lengths)
-        else:  # an ONNX model
-            self.forward = loaded.log_probs
-        self.vocab, self.decoder, self.options = loaded.vocab, decoder, options
-        self.frame_seconds = frame_seconds(loaded)
+    def __init__(self, recognizer: Recognizer, decoder: Decoder, options: TranscribeOptions) -> None:
+        self.recognizer, self.decoder, self.options = recognizer, decoder, options
+        self.frame_seconds = frame_seconds(recognizer)
         self.files: dict[int, _File] = {}  # files read but not yet handed back, by input index
         self.pending: list[tuple[int, _Piece]] = []  # (input index, piece)
         self.longest = 0  # samples of the longest pending piece
@@ -293,7 +289,7 @@ class _Batcher:
         if not self.pending:
             return
         waves, lengths = pad_waves([torch.from_numpy(p.samples) for _, p in self.pending])
-        lp, out_lengths = self.forward(waves, lengths)  # (B, T', V), (B,)
+        lp, out_lengths = self.recognizer.log_probs(waves, lengths)  # (B, T', V), (B,)
         hyps = self.decoder(lp, out_lengths)
         lp, out_lengths = lp.float().cpu(), out_lengths.cpu()
         for (file, piece), hyp, frames, n in zip(self.pending, hyps, lp, out_lengths.tolist()):
@@ -304,7 +300,7 @@ class _Batcher:
             end = offset + len(piece.samples) / SAMPLE_RATE
             loud = loud_frames(piece.samples, round(self.frame_seconds * SAMPLE_RATE), n)
             words = [Word(w.text, w.start, min(w.end, end), w.confidence)
-                     for w in align_words(hyp, frames[:n], self.vocab, self.frame_seconds, offset, loud)]
+                     for w in align_words(hyp, frames[:n], self.recognizer.vocab, self.frame_seconds, offset, loud)]
             state.stitcher.add(words, piece.keep_from, piece.keep_until)
             state.done = piece.last
         self.pending.clear()
@@ -321,14 +317,15 @@ class _Batcher:
 
 
 def transcribe_files(
-    loaded, paths: Iterable[str | Path], decoder, options: TranscribeOptions = TranscribeOptions()
+    recognizer: Recognizer, paths: Iterable[str | Path], decoder: Decoder,
+    options: TranscribeOptions = TranscribeOptions(),
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in order; unreadable files carry an error.
 
-    ``loaded`` is a :class:`LoadedModel` or an :class:`asr.export.OnnxModel`; ``decoder`` any
-    callable ``(log_probs (B, T, V), lengths (B,)) -> list[Hypothesis]``.
+    ``recognizer`` is a checkpoint's :class:`~asr.checkpoint.LoadedModel` or an
+    :class:`~asr.export.OnnxModel`.
     """
-    batcher = _Batcher(loaded, decoder, options)
+    batcher = _Batcher(recognizer, decoder, options)
     window = round(options.window_seconds * SAMPLE_RATE)
     overlap = round(options.overlap_seconds * SAMPLE_RATE)
     min_pause = options.min_pause_seconds * SAMPLE_RATE / PAUSE_FRAME  # frames

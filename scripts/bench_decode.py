@@ -105,7 +105,7 @@ def asr_greedy(ctx: dict) -> Decode:
 
 
 def asr_beam(ctx: dict, with_lm: bool = False) -> Decode:
-    from asr.decode import BeamSearchDecoder
+    from asr.beam import BeamSearchDecoder
     from asr.lm import NGramLM
 
     lm = NGramLM(ctx["lm"]) if with_lm else None
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from asr.text import Vocabulary
-    from asr.tune import decoding_config
+    from asr.tuned import decoding_config
 
     path = save_log_probs(args) if args.model else Path(args.logprobs)
     if args.only_save:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE, load_audio
-from asr.data import BucketBatchSampler, read_librispeech, read_manifest
+from asr.corpora.librispeech import read_librispeech
+from asr.data import BucketBatchSampler, read_manifest
 from asr.features import FeatureConfig, log_mel
 from asr.inference import pad_waves
 

@@ -40,22 +40,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from asr import trainer
+from asr.beam import BeamSearchDecoder
 from asr.config import load_config
-from asr.data import (
-    BucketBatchSampler,
-    SpeechDataset,
-    Utterance,
-    collate,
-    read_librispeech,
-    speed_perturb,
-    write_manifest,
-)
-from asr.decode import BeamSearchDecoder, GreedyDecoder
+from asr.corpora.librispeech import read_librispeech
+from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, speed_perturb, write_manifest
+from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.features import log_mel, num_frames
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
-from asr.train import _amp_dtype, _needs_loss_scaling, train
+from asr.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG_CONFIG = ROOT / "recipes/librispeech/conf/train_clean_100.toml"
@@ -156,16 +151,16 @@ def _sync(device: torch.device) -> None:
 def _setup(model_cfg: ModelConfig, layout: str, amp: bool, device: torch.device):
     torch.manual_seed(0)
     model = AcousticModel(model_cfg).to(device).set_layout(layout).train()
-    amp_dtype = _amp_dtype("auto", device) if amp else None
+    amp_dtype = trainer.amp_dtype("auto", device) if amp else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    scaler = torch.amp.GradScaler(device.type, enabled=_needs_loss_scaling(amp_dtype) and device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=trainer.needs_loss_scaling(amp_dtype) and device.type == "cuda")
     return model, optimizer, scaler, amp_dtype
 
 
 def check_amp(sizes: Sizes, device: torch.device) -> dict:
     """The recurrent output's dtype under amp = "auto" and the gradients with and without scaling."""
     features = load_config(BIG_CONFIG).features
-    out = {"amp_dtype": str(_amp_dtype("auto", device))}
+    out = {"amp_dtype": str(trainer.amp_dtype("auto", device))}
     for layout in ("split", "fused"):
         model, optimizer, scaler, amp_dtype = _setup(_big_model_config(sizes), layout, True, device)
         seen: list[torch.dtype] = []
@@ -341,7 +336,7 @@ def check_decode(sizes: Sizes, device: torch.device, corpus: Path, work: Path) -
         out = {"utterances": len(utterances), "layout": loaded.model.layout}
         for name, decoder in (("greedy", GreedyDecoder(loaded.vocab)), ("beam16", BeamSearchDecoder(loaded.vocab, beam_width=16))):
             start = time.perf_counter()
-            decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, decoder,
+            decoded = decode_utterances(loaded, utterances, decoder,
                                         num_workers=4 if device.type == "cuda" else 0)
             elapsed = time.perf_counter() - start
             out[f"{name}_audio_s_per_s"] = round(audio / elapsed, 1)

@@ -1,20 +1,26 @@
 """CTC prefix beam search against brute-force enumeration of all alignments."""
 
+import importlib.util
+import inspect
 import itertools
 import math
+import pickle
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from asr.decode import BeamSearchDecoder, GreedyDecoder, Hypothesis
+from asr.beam import BeamSearchDecoder, kernel, tables
+from asr.decode import GreedyDecoder, Hypothesis
+from asr.lm import NGramLM
 from asr.text import Vocabulary
 
 TINY = Vocabulary(("<blank>", " ", "A", "B"))
 # Wide enough to keep every prefix of these tiny inputs, and no pruning: the search is exact.
-EXACT = dict(beam_width=2000, token_top_k=None, token_min_logprob=None, blank_skip_threshold=None,
-             beam_prune_logprob=None)
+EXACT = {"beam_width": 2000, "token_top_k": None, "token_min_logprob": None, "blank_skip_threshold": None,
+         "beam_prune_logprob": None}
 
 
 def random_log_probs(seed: int, batch: int, frames: int, vocab: Vocabulary = TINY, peak: float = 1.5) -> torch.Tensor:
@@ -116,12 +122,12 @@ def test_greedy_and_beam_agree_on_peaky_input() -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        dict(token_top_k=1),
-        dict(token_top_k=3, token_min_logprob=-2.0),
-        dict(token_min_logprob=-0.5),
-        dict(blank_skip_threshold=0.5),
-        dict(beam_width=1),
-        dict(beam_prune_logprob=-1.0),
+        {"token_top_k": 1},
+        {"token_top_k": 3, "token_min_logprob": -2.0},
+        {"token_min_logprob": -0.5},
+        {"blank_skip_threshold": 0.5},
+        {"beam_width": 1},
+        {"beam_prune_logprob": -1.0},
     ],
 )
 def test_pruning_options_decode(options: dict) -> None:
@@ -153,3 +159,38 @@ def test_rejects_bad_options() -> None:
         BeamSearchDecoder(TINY, restrict_to_lm_vocab=True)
     with pytest.raises(ValueError):
         BeamSearchDecoder(TINY)(torch.zeros(1, 3, 5), torch.tensor([3]))
+
+
+def test_a_copy_or_a_pickled_decoder_decodes_the_same() -> None:
+    decoder = BeamSearchDecoder(TINY, beam_width=6, nbest=3)
+    log_probs, lengths = random_log_probs(5, 3, 20), torch.tensor([20, 14, 3])
+    expected = decoder.decode_nbest(log_probs, lengths)
+    assert pickle.loads(pickle.dumps(decoder)).decode_nbest(log_probs, lengths) == expected
+    assert decoder.with_weights(2.0, -1.0).decode_nbest(log_probs, lengths) == expected  # no LM: weights unused
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kenlm") is None, reason="kenlm is not installed")
+def test_growing_and_renewed_lm_caches_change_no_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_lm import write_arpa  # test_lm imports this module
+
+    lm = NGramLM(write_arpa(tmp_path / "lm.arpa", {"A": -0.8, "AB": -0.6, "BA": -1.2}, {"A AB": -0.2, "AB BA": -0.3}))
+    log_probs, lengths = random_log_probs(9, 4, 40), torch.tensor([40, 33, 40, 17])
+    options = {"beam_width": 8, "nbest": 3, "lm": lm, "alpha": 0.8, "beta": 0.5}
+    expected = BeamSearchDecoder(TINY, **options).decode_nbest(log_probs, lengths)
+    # A tiny hash table that must grow mid-utterance, and a cache renewed on every call.
+    monkeypatch.setattr("asr.beam.cache._HASH_SIZE", 2)
+    monkeypatch.setattr("asr.beam.cache._RESET_AT", 0)
+    decoder = BeamSearchDecoder(TINY, **options)
+    assert decoder.decode_nbest(log_probs, lengths) == expected
+    first_cache = decoder._cache
+    assert decoder.decode_nbest(log_probs, lengths) == expected
+    assert decoder._cache is not first_cache
+
+
+def test_search_hands_each_group_to_the_kernel_by_field_name() -> None:
+    # search() passes each group's arrays on in field order; _search must name them so.
+    parameters = list(inspect.signature(kernel._search.py_func).parameters)
+    groups = [*tables.Prefixes._fields, *tables.Beam._fields, *tables.WordTable._fields]
+    assert parameters == ["lp", "n_frames", "settings", *groups, "pending", "counters"]
+    with pytest.raises(TypeError, match="vocab_known"):
+        tables.make_settings(width=4)

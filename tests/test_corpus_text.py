@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from asr import corpus_text
-from asr.corpus_text import (
+from asr.corpora.synthetic import english
+from asr.corpora.synthetic.corpus import SynthConfig, _make_speakers
+from asr.corpora.synthetic.english import (
     english_splits,
     fortune_text,
     frequent_words,
@@ -18,8 +19,7 @@ from asr.corpus_text import (
     speakable,
     wordnet_text,
 )
-from asr.sentences import generate_sentences
-from asr.synth import SynthConfig, _make_speakers
+from asr.corpora.synthetic.sentences import generate_sentences
 from asr.text import normalize_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,17 +31,17 @@ def sources() -> None:
     try:
         wordnet_text()
         fortune_text()
-    except corpus_text.TextSourceError as err:
+    except english.TextSourceError as err:
         pytest.skip(str(err))
 
 
 @pytest.fixture(scope="module")
-def demo_text(sources: None) -> corpus_text.SplitText:
+def demo_text(sources: None) -> english.SplitText:
     return english_splits(*(DEMO.utterances(s) for s in ("train", "dev", "test", "test-indomain")), seed=DEMO.seed,
                           min_words=DEMO.min_words, max_words=DEMO.max_words)
 
 
-def test_demo_training_text_covers_english(demo_text: corpus_text.SplitText) -> None:
+def test_demo_training_text_covers_english(demo_text: english.SplitText) -> None:
     words = {w for s in demo_text.train for w in s.split()}
     assert len(words) >= 20_000
     top = frequent_words(5000)
@@ -49,7 +49,7 @@ def test_demo_training_text_covers_english(demo_text: corpus_text.SplitText) -> 
     assert sum(w in words for w in top) / len(top) >= 0.95
 
 
-def test_general_test_set_shares_no_sentence_and_no_source_with_training(demo_text: corpus_text.SplitText) -> None:
+def test_general_test_set_shares_no_sentence_and_no_source_with_training(demo_text: english.SplitText) -> None:
     fortunes = set(fortune_text())
     examples, glosses = wordnet_text()
     wordnet = set(examples) | set(glosses)
@@ -67,7 +67,7 @@ def test_general_test_set_shares_no_sentence_and_no_source_with_training(demo_te
                for s in demo_text.train + demo_text.test_indomain)
 
 
-def test_lm_text_is_large_and_holds_no_test_sentence(demo_text: corpus_text.SplitText) -> None:
+def test_lm_text_is_large_and_holds_no_test_sentence(demo_text: english.SplitText) -> None:
     tests = demo_text.test + demo_text.test_indomain
     text = lm_text(tests)
     assert len(text) >= 100_000 and len({w for s in text for w in s.split()}) >= 50_000
@@ -114,7 +114,7 @@ def test_speakable_refuses_what_espeak_would_spell() -> None:
 def test_a_missing_text_source_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from asr.cli import main
 
-    monkeypatch.setattr(corpus_text, "WORDNET_DIR", tmp_path / "no-wordnet")
+    monkeypatch.setattr(english, "WORDNET_DIR", tmp_path / "no-wordnet")
     assert main(["synth", "--out", str(tmp_path / "corpus"), "--train", "400", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "data.noun not found" in err[0] and "apt-get install wordnet-base" in err[0]

@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 
 from asr.audio import AudioError, audio_duration, load_audio
-from asr.data import BucketBatchSampler, read_librispeech, read_manifest, write_manifest
+from asr.corpora.librispeech import read_librispeech
+from asr.data import BucketBatchSampler, read_manifest, write_manifest
 
 
 def _sample_truth(sample_dir):

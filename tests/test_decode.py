@@ -1,7 +1,13 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
-from asr.decode import GreedyDecoder
+from asr.decode import Decoder, DecodingConfig, GreedyDecoder, build_decoder
 from asr.text import Vocabulary
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _one_hot_log_probs(paths: list[list[int]], vocab_size: int) -> torch.Tensor:
@@ -31,3 +37,19 @@ def test_greedy_respects_lengths_and_trims_spaces():
     lp = _one_hot_log_probs([[space, a, space, space, 0, a, a]], len(vocab))
     assert GreedyDecoder(vocab)(lp, torch.tensor([4]))[0].text == "A"
     assert GreedyDecoder(vocab)(lp, torch.tensor([7]))[0].text == "A A"
+
+
+def test_both_decoders_are_decoders():
+    vocab = Vocabulary()
+    lp = _one_hot_log_probs([[0, vocab.encode("A")[0]]], len(vocab))
+    for name in ("greedy", "beam"):
+        decoder = build_decoder(vocab, DecodingConfig(name, beam_width=4))
+        assert isinstance(decoder, Decoder)
+        assert decoder(lp, torch.tensor([2]))[0].text == "A"
+
+
+def test_importing_decode_loads_neither_numba_nor_kenlm():
+    # The CLI's greedy paths import asr.decode; importing numba takes about half a second.
+    code = "import sys, asr.decode; print(sorted({'numba', 'kenlm'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -21,21 +21,23 @@ from mirror import (
     serve_mirror,
 )
 
-from asr import download
-from asr.download import (
-    LIBRISPEECH_LM_MD5,
-    LIBRISPEECH_MD5,
-    LIBRISPEECH_SUBSETS,
+from asr.corpora import download
+from asr.corpora.download import (
     DownloadError,
     UnsafeArchiveError,
     download_file,
+    extraction_marker,
+    read_md5sum_file,
+    safe_extract,
+)
+from asr.corpora.librispeech import (
+    LIBRISPEECH_LM_MD5,
+    LIBRISPEECH_MD5,
+    LIBRISPEECH_SUBSETS,
     download_librispeech,
     download_librispeech_lm,
     expand_subsets,
-    extraction_marker,
-    read_md5sum_file,
     resource_url,
-    safe_extract,
 )
 
 BLOB = "blob.bin"
@@ -137,7 +139,7 @@ def test_verified_file_is_not_downloaded_again(blob, tmp_path: Path) -> None:
 
 def test_unknown_md5_warns_and_checks_length(blob, tmp_path: Path, caplog) -> None:
     root, data, _ = blob
-    with MirrorServer(root) as server, caplog.at_level(logging.WARNING, logger="asr.download"):
+    with MirrorServer(root) as server, caplog.at_level(logging.WARNING, logger="asr.corpora.download"):
         download_file(server.url + BLOB, tmp_path / BLOB, None, progress=False)
     assert "no MD5 known" in caplog.text
     assert (tmp_path / BLOB).read_bytes() == data

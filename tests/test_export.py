@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,29 @@ def test_cli_export_and_transcribe(exported: tuple[Path, Path], tmp_path: Path, 
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     with pytest.raises(OnnxModelError, match="not a readable ONNX model"):
         OnnxModel(tmp_path / "bad.onnx")
+
+
+def test_evaluate_with_onnx_scores_what_pytorch_scores(exported: tuple[Path, Path], sample_dir: Path,
+                                                        tmp_path: Path, capsys) -> None:
+    """``asr evaluate --model model.onnx``: the same hypotheses, so the same WER and CER, as the
+    checkpoint it was exported from, on real read speech (the shared LibriSpeech sample)."""
+    checkpoint, path = exported
+    manifest = tmp_path / "sample.jsonl"
+    assert main(["prepare", str(sample_dir), "--out", str(manifest)]) == 0
+    results = {}
+    for model in (checkpoint, path):
+        capsys.readouterr()
+        out_dir = tmp_path / model.suffix[1:]
+        assert main(["evaluate", "--model", str(model), "--manifest", str(manifest), "--json",
+                     "--out-dir", str(out_dir)]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        results[model.suffix] = summary, (out_dir / "hyp.trn").read_text()
+    (torch_summary, torch_hyps), (onnx_summary, onnx_hyps) = results[".pt"], results[".onnx"]
+    assert torch_summary["utterances"] == 11 and torch_summary["decoding"] == {"decoder": "greedy"}
+    assert {k: v for k, v in onnx_summary.items() if k != "output_dir"} == {
+        k: v for k, v in torch_summary.items() if k != "output_dir"}
+    assert onnx_hyps == torch_hyps
+    assert torch_summary["substitutions"] + torch_summary["insertions"] > 0  # it emitted words: not vacuous
 
 
 def test_missing_onnx_packages_give_one_line(exported: tuple[Path, Path], tmp_path: Path, monkeypatch, capsys) -> None:

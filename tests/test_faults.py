@@ -31,9 +31,9 @@ from asr.audio import SAMPLE_RATE, load_audio
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from asr.cli import main
 from asr.config import DataConfig, ExperimentConfig, TrainConfig
+from asr.corpora.synthetic.corpus import SynthConfig, synthesize_corpus
 from asr.data import read_manifest
 from asr.model import AcousticModel, ModelConfig
-from asr.synth import SynthConfig, synthesize_corpus
 from asr.text import Vocabulary
 from asr.train import TrainingError, train
 

@@ -27,8 +27,9 @@ from asr.audio import AudioError, load_audio, stream_audio
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from asr.cli import main
 from asr.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig, load_config
-from asr.data import ManifestError, read_librispeech, read_manifest
-from asr.download import DownloadError, download_file, read_md5sum_file, safe_extract
+from asr.corpora.download import DownloadError, download_file, read_md5sum_file, safe_extract
+from asr.corpora.librispeech import read_librispeech
+from asr.data import ManifestError, read_manifest
 from asr.features import SpecAugmentConfig
 from asr.model import ModelConfig
 from asr.text import Vocabulary

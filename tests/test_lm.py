@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asr import lm as lm_module
-from asr.decode import BeamSearchDecoder
+from asr.beam import BeamSearchDecoder
 from asr.lm import LMDependencyError, LMError, NGramLM, build_arpa
 from asr.text import Vocabulary
 from test_beam import EXACT, TINY, labeling_log_probs, random_log_probs

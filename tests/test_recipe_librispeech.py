@@ -1,5 +1,6 @@
-"""The LibriSpeech recipe, every stage, against the loopback mirror; and its building blocks:
-speed perturbation (stage 2) and checkpoint averaging (stage 6)."""
+"""The LibriSpeech recipe, every stage, against the loopback mirror, and again with other
+--lms and --avg; and its building blocks: speed perturbation (stage 2) and checkpoint
+averaging (stage 6)."""
 
 import gzip
 import importlib.util
@@ -87,41 +88,130 @@ def recipe_run(mirror_root: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     return {"data": work / "data", "exp": work / "exp", "first": first, "again": again, "args": args, "env": env}
 
 
+def _rerun(recipe_run: dict, name: str, *options: str, timeout: int = 300) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run the recipe again on a copy of the first run's experiment (the data shared, as with
+    a second config), with ``options`` added; the mirror is gone, so nothing may download."""
+    exp = recipe_run["exp"].parent / name
+    shutil.copytree(recipe_run["exp"], exp, symlinks=True)
+    run = subprocess.run([*recipe_run["args"], *options], env={**recipe_run["env"], "EXP": str(exp)},
+                         capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return exp, run
+
+
+def _ran(out: str) -> set[int]:
+    """The stages that did some work, from the recipe's output."""
+    return {int(line.split()[2].rstrip(":")) for line in out.splitlines() if line.startswith("=== stage ")}
+
+
+def _marker(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
 @pytest.mark.slow
 def test_recipe_runs_every_stage_and_writes_results(recipe_run: dict) -> None:
-    exp, out = recipe_run["exp"], recipe_run["first"].stdout
+    data, exp, out = recipe_run["data"], recipe_run["exp"], recipe_run["first"].stdout
     try:
         find_build_binary()
         has_build_binary = True
     except LMDependencyError:
         has_build_binary = False
     for stage in range(1, 11):
-        assert f"=== stage {stage}:" in out and (exp / ".done" / str(stage)).is_file()
+        assert f"=== stage {stage}:" in out
+    # Data markers lie under DATA, named for what they mark; the experiment's under EXP.
+    for subset in SUBSETS:
+        assert (data / ".done" / f"download-{subset}").is_file()
+    for name in (*EVAL_SETS, "dev", "train-clean-100-sp0.9_1.0_1.1"):
+        assert (data / ".done" / f"manifest-{name}").is_file()
+    for name in (*EVAL_SETS, "train-clean-100-sp0.9_1.0_1.1"):
+        assert (data / ".done" / f"validate-{name}").is_file()
+    assert {p.name for p in (data / ".done").glob("download-lm-*")} == {f"download-lm-{lm}" for lm in LM_ORDERS}
+    assert (data / ".done" / "kenlm-4-gram").is_file() == has_build_binary
+    assert sorted(p.name for p in (exp / ".done").iterdir()) == ["avg-2", "results", "train"]
+    assert _marker(exp / ".done" / "train") == {"config": "recipes/librispeech/conf/tiny.toml",
+                                                "train_manifest": "train-clean-100-sp0.9_1.0_1.1.jsonl", "set": ""}
+    tuning = _marker(exp / "tune" / "4-gram" / ".done")
+    assert tuning["model"] == "avg-2.pt" and tuning["tune_args"] == "--alphas 0,0.5 --betas 0,1 --beam-width 4"
     assert (exp / "avg-2.pt").is_file() and (exp / "epoch-2.pt").is_file()
     raw = torch.load(exp / "avg-2.pt", weights_only=True)
     assert raw["averaged_from"] == ["epoch-1.pt", "epoch-2.pt"]
-    assert json.loads((exp / "lm_tuning.json").read_text())["tunings"][0]["dev_manifest"].endswith("dev.jsonl")
+    tuned = json.loads((exp / "lm_tuning.json").read_text())["tunings"][0]
+    assert tuned["dev_manifest"].endswith("dev.jsonl")
 
     results = (exp / "RESULTS.md").read_text()
     for subset in EVAL_SETS:
         section = results.split(f"## {subset}\n")[1].split("\n## ")[0]
-        wer = {}
         for method in ("greedy", "beam-4-gram"):
-            row = next(line for line in section.splitlines() if line.startswith(f"| {method} |"))
-            wer[method] = float(row.split("|")[2])
+            assert _marker(exp / "decode" / method / subset / ".done")["model"] == "avg-2.pt"
+            row = next(line for line in section.splitlines() if line.startswith(f"| {method} |")).split(" | ")
             summary = json.loads((exp / "decode" / method / subset / "result.json").read_text())
-            assert wer[method] == round(100 * summary["wer"], 2)
+            assert float(row[1]) == round(100 * summary["wer"], 2)
             assert summary["utterances"] == sum(len(list((require_sample() / s).rglob("*.flac"))) for s in SUBSETS[subset])
-        # Each table shows the commands that made it; the beam rows used the tuned weights.
+            if method == "greedy":
+                assert summary["decoding"] == {"decoder": "greedy"} and row[6:] == ["-", "-", "- |"]
+            else:
+                # The beam rows used the tuned weights; the table takes them from result.json.
+                decoding = summary["decoding"]
+                assert (decoding["alpha"], decoding["beta"]) == (tuned["alpha"], tuned["beta"])
+                assert row[6:] == [str(decoding["beam_width"]), f"`{Path(decoding['lm']).name}`",
+                                   f"alpha={decoding['alpha']:g} beta={decoding['beta']:g} (tuned) |"]
+        # Each table shows the commands that made it.
         assert f"--manifest {recipe_run['data']}/manifests/{subset}.jsonl" in section
-        assert "--decoder beam --lm" in section and "| tuned alpha=" in section
+        assert "--decoder beam --lm" in section
         # Stage 4 made a KenLM binary of the 4-gram where build_binary is installed; decoding read it.
         assert f"--lm {recipe_run['data']}/lm/{'4-gram.bin' if has_build_binary else '4-gram.arpa.gz'} " in section
 
     # A second run finds every stage done and touches nothing.
     again = recipe_run["again"]
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count("done before, skipped") == 10 and "=== stage" not in again.stdout
+    assert "=== stage" not in again.stdout
+    assert all(f"stage {n} (" in again.stdout for n in range(1, 11)) and "running again" not in again.stdout
+
+
+@pytest.mark.slow
+def test_other_lms_redo_the_lm_stages_only(recipe_run: dict) -> None:
+    lm = "3-gram.pruned.1e-7"
+    exp, run = _rerun(recipe_run, "exp-lms", "--lms", lm)
+    out = run.stdout
+    # Stage 4 converts the new LM (where it can), 8-9 tune and decode with it, 10 rewrites the
+    # results; data, training, averaging and greedy decoding are done.
+    assert _ran(out) <= {4, 8, 9, 10} and {8, 9, 10} <= _ran(out), out
+    assert f"=== stage 8: tune the {lm} LM" in out and "=== stage 9: beam search with 4-gram" not in out
+    assert "stage 10 (results): done before with lms=" in out
+    assert all(f"=== stage 9: beam search with {lm} on {subset}" in out for subset in EVAL_SETS)
+    assert (exp / "tune" / lm / ".done").is_file()
+    results = (exp / "RESULTS.md").read_text()
+    for subset in EVAL_SETS:
+        section = results.split(f"## {subset}\n")[1].split("\n## ")[0]
+        # The 4-gram's decoding, of the same model, is kept beside the new one.
+        assert f"| beam-{lm} |" in section and "| beam-4-gram |" in section
+        decoding = json.loads((exp / "decode" / f"beam-{lm}" / subset / "result.json").read_text())["decoding"]
+        assert Path(decoding["lm"]).name.startswith(lm)
+
+
+@pytest.mark.slow
+def test_another_avg_redoes_the_average_and_what_decodes_it(recipe_run: dict) -> None:
+    exp, run = _rerun(recipe_run, "exp-avg", "--avg", "1", "--stop-stage", "7")
+    assert _ran(run.stdout) == {6, 7}, run.stdout
+    assert "stage 5 (train" in run.stdout and "stage 7 (greedy decoding of dev-clean): done before with " \
+        "model=avg-2.pt, now model=avg-1.pt: running again" in run.stdout
+    assert torch.load(exp / "avg-1.pt", weights_only=True)["averaged_from"] == ["epoch-2.pt"]
+    for subset in EVAL_SETS:
+        assert "--model " + str(exp / "avg-1.pt") in (exp / "decode" / "greedy" / subset / "command.txt").read_text()
+        # Beam search, past --stop-stage, still holds the old model's decoding, and says so.
+        assert _marker(exp / "decode" / "beam-4-gram" / subset / ".done")["model"] == "avg-2.pt"
+
+
+@pytest.mark.slow
+def test_other_training_options_stop_at_stage_5_and_keep_the_model(recipe_run: dict) -> None:
+    exp = recipe_run["exp"]
+    before = (exp / "avg-2.pt").stat().st_mtime_ns, (exp / "last.pt").stat().st_mtime_ns
+    run = subprocess.run([*recipe_run["args"], "--set", "train.lr=1e-3", "--stage", "5", "--stop-stage", "6"],
+                         env=recipe_run["env"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "=== stage" not in run.stdout
+    assert "stage 5 (train" in run.stderr and "was done with set=, now set=train.lr=1e-3" in run.stderr
+    assert "another EXP" in run.stderr and len(run.stderr.splitlines()) == 1
+    assert ((exp / "avg-2.pt").stat().st_mtime_ns, (exp / "last.pt").stat().st_mtime_ns) == before
 
 
 @pytest.mark.slow
@@ -153,6 +243,43 @@ def test_prepared_manifests_match_the_downloaded_files(recipe_run: dict, mirror_
         assert {r["id"]: r for r in rows} == expected, subset
     dev = (data / "manifests" / "dev.jsonl").read_text()
     assert dev == (data / "manifests" / "dev-clean.jsonl").read_text() + (data / "manifests" / "dev-other.jsonl").read_text()
+
+
+# --- RESULTS.md (stage 10) ------------------------------------------------------------------
+
+
+def _decoded(exp: Path, method: str, subset: str, model: str, decoding: dict, wer: float | None, log: str = "") -> None:
+    where = exp / "decode" / method / subset
+    where.mkdir(parents=True)
+    (where / "command.txt").write_text(f"python3 -m asr evaluate --model {model} --manifest m/{subset}.jsonl --json\n")
+    (where / "decode.log").write_text(log)
+    (where / "result.json").write_text(json.dumps({
+        "wer": wer, "cer": 0.1, "words": 20, "substitutions": 1, "deletions": 2, "insertions": 0, "utterances": 3,
+        "decoding": decoding}))
+
+
+def test_results_take_the_decoding_settings_from_result_json(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    model = str(exp / "avg-2.pt")
+    _decoded(exp, "greedy", "test-clean", model, {"decoder": "greedy"}, 0.25)
+    # The note on stderr says where the weights came from; its numbers are not what the table shows.
+    _decoded(exp, "beam-4-gram", "test-clean", model,
+             {"decoder": "beam", "beam_width": 64, "lm": "data/lm/4-gram.bin", "alpha": 0.75, "beta": 1.5}, 0.125,
+             "asr: using tuned alpha=9 beta=9 (dev set dev.jsonl, WER 1.00%; from exp/lm_tuning.json)\n")
+    _decoded(exp, "beam", "test-clean", model, {"decoder": "beam", "beam_width": 16, "lm": None}, None)
+    _decoded(exp, "beam-3-gram", "test-clean", str(exp / "avg-5.pt"),  # another --avg's: left out
+             {"decoder": "beam", "beam_width": 64, "lm": "data/lm/3-gram.bin", "alpha": 1.0, "beta": 0.0}, 0.5)
+    script = REPO / "recipes" / "librispeech" / "local" / "results.py"
+    out = subprocess.run([sys.executable, str(script), "--exp", str(exp), "--config", "conf/tiny.toml",
+                          "--train-set", "train-clean-100", "--model", "exp/avg-2.pt", "--avg", "2",
+                          "--sets", "test-clean", "test-other"], capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| decoding")]
+    assert rows == [
+        "| greedy | 25.00 | 10.00 | 1/2/0 | 20 | 3 | - | - | - |",
+        "| beam | - | 10.00 | 1/2/0 | 20 | 3 | 16 | - | - |",
+        "| beam-4-gram | 12.50 | 10.00 | 1/2/0 | 20 | 3 | 64 | `4-gram.bin` | alpha=0.75 beta=1.5 (tuned) |",
+    ]
+    assert "beam-3-gram" not in out and "## test-other\n\nNot decoded yet." in out
 
 
 # --- speed perturbation (stage 2) ----------------------------------------------------------

@@ -29,6 +29,16 @@ def test_no_pipe_into_a_reader_that_exits_early(script: Path) -> None:
     assert not offending, f"{script}: a pipeline that can die of SIGPIPE under pipefail: {offending}"
 
 
+RECIPES = [p for p in SCRIPTS if p.relative_to(REPO).parts[0] == "recipes"]
+
+
+@pytest.mark.parametrize("script", RECIPES, ids=lambda p: str(p.relative_to(REPO)))
+def test_recipes_keep_their_python_in_local_scripts(script: Path) -> None:
+    code = [line for line in script.read_text().splitlines() if not line.lstrip().startswith("#")]
+    inline = [line.strip() for line in code if re.search(r"(python3?|PYTHON\}?\"?)\s+-c\b", line)]
+    assert not inline, f"{script}: inline Python belongs in the recipe's local/*.py: {inline}"
+
+
 def test_the_check_catches_the_demo_bug() -> None:
     assert EARLY_EXIT_READER.search("file=$(find dir -name '*.flac' | sort | head -n 1)")
     assert EARLY_EXIT_READER.search("x | grep -q foo") and EARLY_EXIT_READER.search("x | sed 1q")

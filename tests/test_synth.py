@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr import synth
-from asr.sentences import generate_sentences, vocabulary
-from asr.synth import CorpusMismatchError, EspeakNotFoundError, SynthConfig, synthesize_corpus
+from asr.corpora.synthetic import corpus as synth
+from asr.corpora.synthetic.corpus import CorpusMismatchError, EspeakNotFoundError, SynthConfig, synthesize_corpus
+from asr.corpora.synthetic.sentences import generate_sentences, vocabulary
 from asr.text import normalize_text
 
 TINY = SynthConfig(text="generator", train_utterances=6, dev_utterances=2, test_utterances=2,

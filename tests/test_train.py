@@ -4,19 +4,21 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from pathlib import Path
 
 from asr.checkpoint import load_model
 from asr.config import DataConfig, ExperimentConfig, TrainConfig
-from asr.data import read_librispeech, read_manifest, write_manifest
+from asr.corpora.librispeech import read_librispeech
+from asr.corpora.synthetic.corpus import SynthConfig, synthesize_corpus
+from asr.data import read_manifest, write_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances, score
 from asr.model import ModelConfig
-from asr.synth import SynthConfig, synthesize_corpus
-from asr.train import _amp_dtype, _needs_loss_scaling, train
+from asr.train import train
+from asr.trainer import amp_dtype, needs_loss_scaling
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def test_tiny_model_overfits_to_wer_zero(tiny_corpus, tmp_path):
     assert state.best_wer == 0.0
     loaded = load_model(tmp_path / "best.pt")
     utterances = read_manifest(tiny_corpus / "dev.jsonl")
-    decoded = decode_utterances(loaded.model, loaded.config.features, loaded.vocab, utterances, GreedyDecoder(loaded.vocab))
+    decoded = decode_utterances(loaded, utterances, GreedyDecoder(loaded.vocab))
     assert not decoded.failures and score(utterances, decoded.texts).wer == 0.0
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if r["kind"] == "train"]
@@ -149,6 +151,6 @@ def test_feature_size_has_one_source_of_truth(tiny_corpus, tmp_path):
 
 def test_loss_scaling_is_on_whenever_autocast_is():
     # Autocast runs cuDNN LSTMs in float16 even under bf16, so bf16 runs need scaling too.
-    assert _needs_loss_scaling(torch.float16) and _needs_loss_scaling(torch.bfloat16)
-    assert not _needs_loss_scaling(None)
-    assert _amp_dtype("auto", torch.device("cpu")) is None and _amp_dtype("bf16", torch.device("cpu")) is None
+    assert needs_loss_scaling(torch.float16) and needs_loss_scaling(torch.bfloat16)
+    assert not needs_loss_scaling(None)
+    assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("bf16", torch.device("cpu")) is None

@@ -1,11 +1,11 @@
-"""Transcription of files of any length: inputs, streaming, windows, word timings, formats, CLI.
+"""Transcription of files of any length: inputs, streaming, windows, word timings, CLI.
 
 Most tests use a "tone model": a fixed module that hears each letter as a pure tone at the
 centre frequency of its own mel bin, so the whole pipeline (reading, resampling, cutting,
 batching, decoding, alignment, stitching) is checked deterministically and exactly, with
-known word boundaries. Tests marked ``needs_trained_model`` run a trained checkpoint on
-espeak-ng speech (``exp/synthetic/best.pt``, or the file ``$ASR_TEST_MODEL`` names) and are
-skipped without one.
+known word boundaries. Tests that take the ``trained_model`` fixture run a trained
+checkpoint on espeak-ng speech (``exp/synthetic/best.pt``, or the file ``$ASR_TEST_MODEL``
+names) and are skipped without one (see conftest.py).
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ import soxr
 import torch
 from torch import nn
 
+from asr.align import Word
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
 from asr.checkpoint import LoadedModel, load_model
 from asr.cli import main
 from asr.config import ExperimentConfig
-from asr.align import Word, align_words
-from asr.decode import GreedyDecoder, Hypothesis
-from asr.formats import render, split_segments, to_json
+from asr.corpora.synthetic.sentences import generate_sentences
+from asr.decode import GreedyDecoder
 from asr.model import ModelConfig
-from asr.sentences import generate_sentences
 from asr.text import Vocabulary
 from asr.transcribe import (
     TranscribeOptions,
-    Transcript,
     _pieces,
     _Stitcher,
     find_inputs,
@@ -130,71 +128,7 @@ def _write_flac(path: Path, audio: np.ndarray, rate: int = SAMPLE_RATE, channels
     return path
 
 
-# --- alignment, stitching, windows ----------------------------------------------------------
-
-
-def test_align_words_on_hand_made_log_probs() -> None:
-    h, i, y, o = (VOCAB.encode(c)[0] for c in "HIYO")
-    space = VOCAB.space
-    # frames:  0  1  2  3  4  5  6  7  8      9  10 11 12 13 14 15
-    path = [0, h, h, 0, i, 0, 0, 0, space, 0, 0, y, o, o, o, 0]
-    probs = torch.full((len(path), len(VOCAB)), 0.01)
-    for t, token in enumerate(path):
-        probs[t, token] = 0.9 if t != 13 else 0.6  # a less sure frame inside O's run
-    log_probs = (probs / probs.sum(-1, keepdim=True)).log()
-    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([len(path)]))[0]
-    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, offset=10.0)
-    assert [w.text for w in words] == ["HI", "YO"]
-    assert words[0].start == pytest.approx(10.03) and words[0].end == pytest.approx(10.15)  # frames 1..4
-    assert words[1].start == pytest.approx(10.33) and words[1].end == pytest.approx(10.45)  # frames 11..14
-    p = float(probs[1, h] / probs[1].sum())
-    assert words[0].confidence == pytest.approx(p) and 0 <= words[1].confidence <= 1
-    # A repeated letter after a blank is a new letter, and a word ends at its own last letter.
-    hyp = Hypothesis("OO", (o, o), (1, 3))
-    one_hot = torch.full((5, len(VOCAB)), -10.0)
-    for t, token in enumerate([0, o, 0, o, 0]):
-        one_hot[t, token] = 0.0
-    (word,) = align_words(hyp, one_hot.log_softmax(-1), VOCAB, frame_seconds=0.03)
-    assert (word.start, word.end) == pytest.approx((0.03, 0.12))
-
-
-def _spiked(frames: int, spikes: dict[int, str]) -> torch.Tensor:
-    """(frames, V) log-probs: blank at every frame but ``spikes`` (frame -> letter)."""
-    log_probs = torch.full((frames, len(VOCAB)), -10.0)
-    log_probs[:, 0] = 0.0
-    for frame, letter in spikes.items():
-        log_probs[frame, VOCAB.encode(letter)[0]], log_probs[frame, 0] = 0.0, -10.0
-    return log_probs.log_softmax(-1)
-
-
-def test_align_words_snaps_edges_to_sound_and_splits_at_silence() -> None:
-    log_probs = _spiked(60, {10: "A", 14: "B", 30: "C"})
-    loud = np.zeros(60, bool)
-    loud[5:21] = loud[29:41] = True  # 8 silent 30 ms frames (SILENCE_SPLIT_SECONDS) between B and C
-    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
-    assert hyp.text == "ABC"
-    without = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03)
-    assert [(w.text, w.start, w.end) for w in without] == [("ABC", pytest.approx(0.3), pytest.approx(0.93))]
-    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)
-    assert [w.text for w in words] == ["AB", "C"]
-    # AB: back to the first loud frame (5), on to the last (20). C: back to frame 29; forward
-    # only 0.2 s (7 frames) although the sound goes on.
-    assert (words[0].start, words[0].end) == pytest.approx((0.15, 0.63))
-    assert (words[1].start, words[1].end) == pytest.approx((0.87, 1.14))
-
-
-def test_a_letter_emitted_in_silence_stays_with_its_word() -> None:
-    """A bidirectional model may spike an utterance's first letter in the silence before it
-    ("T ... HE"): far from any sound, the letter is not split off as a word of its own."""
-    log_probs = _spiked(60, {2: "T", 30: "H", 33: "E"})
-    loud = np.zeros(60, bool)
-    loud[28:40] = True  # the word's sound; the T at frame 2 is 0.78 s before it
-    hyp = GreedyDecoder(VOCAB)(log_probs[None], torch.tensor([60]))[0]
-    words = align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)
-    assert [w.text for w in words] == ["THE"]
-    assert (words[0].start, words[0].end) == pytest.approx((0.84, 1.2))  # its sound, not the stray T
-    loud[0:6] = True  # the same T, heard: a word of its own
-    assert [w.text for w in align_words(hyp, log_probs, VOCAB, frame_seconds=0.03, loud=loud)] == ["T", "HE"]
+# --- stitching, windows ---------------------------------------------------------------------
 
 
 def test_stitcher_keeps_each_word_once_across_jittered_windows() -> None:
@@ -375,55 +309,6 @@ def test_file_failing_midway_does_not_disturb_the_others(tmp_path: Path) -> None
     results = list(transcribe_files(tone_model(), paths, GreedyDecoder(VOCAB), options))
     assert [r.text for r in results] == ["ALPHA BETA GAMMA", "", "ALPHA BETA GAMMA"]
     assert results[1].error and "broken.flac" in results[1].error and results[0].error is None
-
-
-# --- formats ---------------------------------------------------------------------------------
-
-
-def _words(spec: list[tuple[str, float, float]]) -> tuple[Word, ...]:
-    return tuple(Word(t, s, e, 0.9) for t, s, e in spec)
-
-
-def test_segments_split_at_pauses_and_respect_limits() -> None:
-    rng = random.Random(1)
-    spec, at = [], 0.0
-    for i in range(300):
-        length = rng.uniform(0.1, 0.6)
-        spec.append((rng.choice(["A", "WORD", "LONGERWORD", "MIDDLE"]), at, at + length))
-        at += length + (1.0 if i % 17 == 16 else rng.uniform(0.0, 0.3))
-    words = _words(spec)
-    segments = split_segments(words)
-    assert [w for s in segments for w in s.words] == list(words)
-    for segment in segments:
-        assert segment.end - segment.start <= 7.0
-        gaps = [b.start - a.end for a, b in zip(segment.words, segment.words[1:])]
-        assert all(g < 0.8 for g in gaps)
-    cues = render(Transcript("x.wav", words), "srt").split("\n\n")
-    assert len(cues) == len(segments)
-    assert all(len(line) <= 42 for cue in cues for line in cue.splitlines()[2:])  # at most two lines of 42
-    assert all(len(cue.splitlines()) <= 4 for cue in cues)
-    # A long pause always separates segments, even when the text would fit.
-    short = split_segments(_words([("ONE", 0, 0.3), ("TWO", 0.4, 0.7), ("THREE", 2.0, 2.4)]))
-    assert [s.text for s in short] == ["ONE TWO", "THREE"]
-
-
-def test_srt_vtt_and_json_layout() -> None:
-    words = _words([("HELLO", 0.5, 0.9), ("WORLD", 1.0, 1.4), ("AGAIN", 3661.25, 3661.9)])
-    transcript = Transcript("x.wav", words, duration=3662.0)
-    assert render(transcript, "txt") == "HELLO WORLD AGAIN\n"
-    assert render(transcript, "srt") == (
-        "1\n00:00:00,500 --> 00:00:01,400\nHELLO WORLD\n\n2\n01:01:01,250 --> 01:01:01,900\nAGAIN\n")
-    assert render(transcript, "vtt") == (
-        "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nHELLO WORLD\n\n01:01:01.250 --> 01:01:01.900\nAGAIN\n")
-    data = json.loads(render(transcript, "json"))
-    assert data == to_json(transcript)
-    assert set(data) == {"path", "text", "duration", "segments"} and data["text"] == "HELLO WORLD AGAIN"
-    assert data["segments"][0] == {"start": 0.5, "end": 1.4, "text": "HELLO WORLD", "words": [
-        {"word": "HELLO", "start": 0.5, "end": 0.9, "confidence": 0.9},
-        {"word": "WORLD", "start": 1.0, "end": 1.4, "confidence": 0.9}]}
-    twelve = _words([("WORD", i * 0.2, i * 0.2 + 0.1) for i in range(12)])
-    wide = render(Transcript("y.wav", twelve), "srt")
-    assert all(len(line) <= 42 for line in wide.splitlines())
 
 
 # --- the command line --------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 #
 #   bash recipes/librispeech/run.sh [--config FILE] [--stage N] [--stop-stage M] [options]
 #
-# Stages (each marked done in $EXP/.done/N, so a rerun skips finished work; every stage is
-# also safe to run again by itself):
+# Stages (a rerun skips the work whose marker says it was done with the same options, and
+# redoes what a changed option touches; every stage is also safe to run again by itself):
 #   1  download LibriSpeech: the training set and dev-clean dev-other test-clean test-other
 #   2  prepare manifests in $DATA/manifests/ (the training set speed-perturbed, nothing copied)
 #   3  validate the manifests; any problem stops the recipe before training
@@ -42,11 +42,21 @@
 # Outputs: downloads and manifests under $DATA (default data/librispeech, shared by all configs),
 # the model and results under $EXP (default exp/librispeech/<config name>); both can be deleted
 # and rebuilt. Relative paths (options, DATA, EXP) are taken from the repository root.
+# Markers (stages.sh), each holding the options its work was done with:
+#   $DATA/.done/download-SUBSET, download-lm-NAME, kenlm-NAME       stages 1 and 4
+#   $DATA/.done/manifest-NAME, validate-NAME (NAME: a set, dev, or  stages 2 and 3
+#     the training set with its speeds, e.g. train-clean-100-sp0.9_1.0_1.1)
+#   $EXP/.done/train (--config, the training manifest, --set), avg-N     stages 5 and 6
+#   $EXP/decode/greedy/SET/.done (the model)                            stage 7
+#   $EXP/tune/LM/.done (the model, the LM file, --tune-beam, --tune-args) stage 8
+#   $EXP/decode/beam-LM/SET/.done (as the tuning, and --beam)          stage 9
+#   $EXP/.done/results (all of the above)                               stage 10
+# A changed --lms, --avg, --tune-args, --tune-beam or --beam redoes the stages it touches; a
+# changed --config, --train-set, --speed-perturb or --set with $EXP already trained stops the
+# recipe at stage 5 rather than overwrite the model: give another EXP.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-stage=1
-stop_stage=100
 config=recipes/librispeech/conf/train_clean_100.toml
 train_set=
 speed_perturb=0.9,1.0,1.1
@@ -59,32 +69,13 @@ lms="4-gram"
 tune_args=
 tune_beam=64
 beam=256
-sets=()
+set=()  # every --set, in order
 usage="usage: $0 [--config FILE] [--train-set NAME] [--stage N] [--stop-stage M] [--speed-perturb F,F,...]
   [--mirror M] [--lm-mirror M] [--checksums FILE] [--ngpu N] [--avg N] [--lms \"A B\"] [--tune-args \"...\"]
   [--tune-beam N] [--beam N] [--set SECTION.KEY=VALUE]... (see the top of this file)"
-while [ $# -gt 0 ]; do
-  [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
-  case "$1" in
-    --stage) stage=$2 ;;
-    --stop-stage) stop_stage=$2 ;;
-    --config) config=$2 ;;
-    --train-set) train_set=$2 ;;
-    --speed-perturb) speed_perturb=$2 ;;
-    --mirror) mirror=$2 ;;
-    --lm-mirror) lm_mirror=$2 ;;
-    --checksums) checksums=$2 ;;
-    --ngpu) ngpu=$2 ;;
-    --avg) avg=$2 ;;
-    --lms) lms=$2 ;;
-    --tune-args) tune_args=$2 ;;
-    --tune-beam) tune_beam=$2 ;;
-    --beam) beam=$2 ;;
-    --set) sets+=(--set "$2") ;;
-    *) echo "$usage" >&2; exit 2 ;;
-  esac
-  shift 2
-done
+source recipes/stages.sh
+parse_options "$@"
+
 [ -f "$config" ] || { echo "$0: $config: no such config file" >&2; exit 2; }
 name=$(basename "$config" .toml)
 if [ -z "$train_set" ]; then
@@ -100,23 +91,32 @@ DATA=${DATA:-data/librispeech}
 EXP=${EXP:-exp/librispeech/$name}
 eval_sets=(dev-clean dev-other test-clean test-other)
 lm_names=(3-gram.pruned.1e-7 3-gram 4-gram)
-train_manifest=$DATA/manifests/$train_set.jsonl
-[ -n "$speed_perturb" ] && train_manifest=$DATA/manifests/$train_set-sp${speed_perturb//,/_}.jsonl
+train_name=$train_set
+[ -n "$speed_perturb" ] && train_name=$train_set-sp${speed_perturb//,/_}
+train_manifest=$DATA/manifests/$train_name.jsonl
 mirror_args=()
 [ -n "$mirror" ] && mirror_args+=(--mirror "$mirror")
 [ -n "$checksums" ] && mirror_args+=(--checksums "$checksums")
 lm_mirror_args=()
 [ -n "${lm_mirror:-$mirror}" ] && lm_mirror_args+=(--mirror "${lm_mirror:-$mirror}")
 [ -n "$checksums" ] && lm_mirror_args+=(--checksums "$checksums")
-if [ -z "$avg" ]; then  # as many epochs as training keeps
-  avg=$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("train", {}).get("keep_epochs", 0))' "$config")
-fi
+[ -n "$avg" ] || avg=$("$PYTHON" recipes/librispeech/local/keep_epochs.py "$config")  # as many as training keeps
+[[ $avg =~ ^[0-9]+$ ]] || { echo "$0: --avg takes a number of epochs, got '$avg'" >&2; exit 2; }
 model=$EXP/best.pt
 [ "$avg" -gt 0 ] && model=$EXP/avg-$avg.pt
+# What the markers of $EXP record: the model's options, then each stage's own. Files are named
+# within $DATA or $EXP, so either folder can move without its markers going stale.
+train_opts=$(options "config=$config" "train_manifest=$train_name.jsonl" "set=${set[*]}")
+model_opts=$(options "$train_opts" "model=${model##*/}")
 
 asr() { "$PYTHON" -m asr "$@"; }
 lm_file() {  # the LM called $1: a KenLM binary beside the ARPA file loads in seconds, so it wins
   if [ -f "$DATA/lm/$1.bin" ]; then echo "$DATA/lm/$1.bin"; else echo "$DATA/lm/$1.arpa.gz"; fi
+}
+tune_opts() {  # tune_opts LM: what stage 8's tuning of LM depends on (and so stage 9's decoding)
+  local lm
+  lm=$(lm_file "$1")
+  options "$model_opts" "lm=${lm##*/}" "tune_beam=$tune_beam" "tune_args=$tune_args"
 }
 quoted() {  # the arguments as one shell command line, quoted only where needed
   local arg out=()
@@ -125,50 +125,23 @@ quoted() {  # the arguments as one shell command line, quoted only where needed
   done
   echo "${out[*]}"
 }
-source recipes/stages.sh
 
-download_corpus() {
-  asr download librispeech --subsets "$train_set" "${eval_sets[@]}" --dest "$DATA" "${mirror_args[@]}"
+prepare_train_manifest() {
+  local perturb=()
+  [ -n "$speed_perturb" ] && perturb=(--speed-perturb "$speed_perturb")
+  asr prepare "${train_subsets[@]/#/$DATA/LibriSpeech/}" --out "$train_manifest" "${perturb[@]}"
 }
-prepare_manifests() {
-  local subset subsets perturb=()
-  for subset in "${eval_sets[@]}"; do
-    [ -f "$DATA/manifests/$subset.jsonl" ] || \
-      asr prepare "$DATA/LibriSpeech/$subset" --out "$DATA/manifests/$subset.jsonl"
-  done
+dev_manifest() {
   # Tuning sees both dev conditions, so one alpha/beta serves clean and other speech.
   cat "$DATA/manifests/dev-clean.jsonl" "$DATA/manifests/dev-other.jsonl" > "$DATA/manifests/dev.jsonl"
-  if [ ! -f "$train_manifest" ]; then
-    subsets=$("$PYTHON" -c 'import sys; from asr.download import expand_subsets; print(*expand_subsets(sys.argv[1:]))' "$train_set")
-    [ -n "$speed_perturb" ] && perturb=(--speed-perturb "$speed_perturb")
-    # shellcheck disable=SC2086  # subset names hold no spaces
-    asr prepare $(printf "$DATA/LibriSpeech/%s " $subsets) --out "$train_manifest" "${perturb[@]}"
-  fi
-}
-validate_manifests() {
-  local set manifests=("$train_manifest")
-  for set in "${eval_sets[@]}"; do manifests+=("$DATA/manifests/$set.jsonl"); done
-  asr validate "${manifests[@]}"
-}
-download_lms() {
-  local lm
-  asr download librispeech-lm --names "${lm_names[@]/%/.arpa.gz}" --dest "$DATA/lm" "${lm_mirror_args[@]}"
-  if ! "$PYTHON" -c 'from asr.lm import find_build_binary; find_build_binary()' 2>/dev/null; then
-    echo "KenLM's build_binary is not installed (bash scripts/build_kenlm.sh makes it): stages 8-9 read" \
-      "the ARPA files of $lms, which takes minutes and GBs of memory in every decoding process"
-    return 0
-  fi
-  for lm in $lms; do
-    [ -f "$DATA/lm/$lm.bin" ] || asr lm binary --arpa "$DATA/lm/$lm.arpa.gz" --out "$DATA/lm/$lm.bin"
-  done
 }
 train_model() {
-  local resume=() args
+  local resume=() args override
   # A run cut short left last.pt behind: continue it rather than start over.
   [ -f "$EXP/last.pt" ] && resume=(--resume)
   args=(train --config "$config" --exp-dir "$EXP" "${resume[@]}"
-        --set "data.train_manifests=[\"$train_manifest\"]" --set "data.dev_manifest=\"$DATA/manifests/dev-clean.jsonl\""
-        "${sets[@]}")
+        --set "data.train_manifests=[\"$train_manifest\"]" --set "data.dev_manifest=\"$DATA/manifests/dev-clean.jsonl\"")
+  for override in "${set[@]}"; do args+=(--set "$override"); done
   if [ "$ngpu" -gt 1 ] || [ "${NNODES:-1}" -gt 1 ]; then
     "$PYTHON" -m torch.distributed.run --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
       --nproc_per_node="$((ngpu > 0 ? ngpu : 1))" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
@@ -177,44 +150,24 @@ train_model() {
     asr "${args[@]}"
   fi
 }
-average_model() {
-  if [ "$avg" -gt 0 ]; then
-    asr average --exp-dir "$EXP" --last "$avg" --out "$model"
-  else
-    echo "--avg 0: decoding $model"
-  fi
-}
 decode() {  # decode METHOD SET [asr evaluate options...]: scores into $EXP/decode/METHOD/SET/
-  local method=$1 set=$2; shift 2
-  local dir=$EXP/decode/$method/$set
-  local cmd=(asr evaluate --model "$model" --manifest "$DATA/manifests/$set.jsonl" --out-dir "$dir" "$@" --json)
+  local method=$1 subset=$2; shift 2
+  local dir=$EXP/decode/$method/$subset
+  local cmd=(asr evaluate --model "$model" --manifest "$DATA/manifests/$subset.jsonl" --out-dir "$dir" "$@" --json)
   mkdir -p "$dir"
   quoted "${cmd[@]}" > "$dir/command.txt"
-  # stderr holds the note saying which alpha and beta were used; RESULTS.md quotes it.
+  # result.json holds the scores and the decoding settings; stderr, kept in decode.log, says
+  # where alpha and beta came from.
   "${cmd[@]}" 2> "$dir/decode.log" > "$dir/result.json" || { cat "$dir/decode.log" >&2; return 1; }
-  "$PYTHON" -c 'import json, sys; r = json.load(open(sys.argv[1])); print("%s: WER %.2f%%, CER %.2f%%" % (sys.argv[2], 100 * r["wer"], 100 * r["cer"]))' \
-    "$dir/result.json" "$set $method"
+  "$PYTHON" recipes/librispeech/local/score_line.py "$dir/result.json" "$subset $method"
 }
-decode_greedy() {
-  local set
-  for set in "${eval_sets[@]}"; do decode greedy "$set"; done
-}
-tune_lms() {
-  local lm dir cmd
-  for lm in $lms; do
-    dir=$EXP/tune/$lm
-    mkdir -p "$dir"
-    # shellcheck disable=SC2206  # --tune-args is a list of options
-    cmd=(asr tune-lm --model "$model" --manifest "$DATA/manifests/dev.jsonl" --lm "$(lm_file "$lm")" --beam-width "$tune_beam" --quiet $tune_args)
-    quoted "${cmd[@]}" > "$dir/command.txt"
-    "${cmd[@]}" | tee "$dir/tune.log"
-  done
-}
-decode_lms() {
-  local lm set
-  for lm in $lms; do
-    for set in "${eval_sets[@]}"; do decode "beam-$lm" "$set" --decoder beam --lm "$(lm_file "$lm")" --beam-width "$beam"; done
-  done
+tune_lm() {  # tune_lm LM
+  local dir=$EXP/tune/$1 cmd
+  mkdir -p "$dir"
+  # shellcheck disable=SC2206  # --tune-args is a list of options
+  cmd=(asr tune-lm --model "$model" --manifest "$DATA/manifests/dev.jsonl" --lm "$(lm_file "$1")" --beam-width "$tune_beam" --quiet $tune_args)
+  quoted "${cmd[@]}" > "$dir/command.txt"
+  "${cmd[@]}" | tee "$dir/tune.log"
 }
 write_results() {
   "$PYTHON" recipes/librispeech/local/results.py --exp "$EXP" --config "$config" --train-set "$train_set" \
@@ -223,13 +176,68 @@ write_results() {
   echo "wrote $EXP/RESULTS.md"
 }
 
-run_stage 1 "download LibriSpeech ($train_set, ${eval_sets[*]})" download_corpus
-run_stage 2 "prepare manifests" prepare_manifests
-run_stage 3 "validate manifests" validate_manifests
-run_stage 4 "download LMs (${lm_names[*]}); KenLM binaries of $lms" download_lms
-run_stage 5 "train ($config, $([ "$ngpu" -gt 1 ] && echo "$ngpu processes" || echo "one process"))" train_model
-run_stage 6 "average the last $avg epochs" average_model
-run_stage 7 "greedy decoding" decode_greedy
-run_stage 8 "tune LM weights on dev-clean + dev-other ($lms)" tune_lms
-run_stage 9 "beam search with $lms" decode_lms
-run_stage 10 "results" write_results
+# Data, under $DATA and shared by every config: each piece is done once.
+train_subsets=()  # what $train_set is made of (train-960: three subsets)
+if in_stages 1 || in_stages 2; then
+  subsets=$("$PYTHON" recipes/librispeech/local/subsets.py "$train_set")
+  mapfile -t train_subsets <<< "$subsets"
+fi
+for subset in "${train_subsets[@]}" "${eval_sets[@]}"; do
+  run_stage 1 "download LibriSpeech $subset" "$DATA/.done/download-$subset" "" \
+    asr download librispeech --subsets "$subset" --dest "$DATA" "${mirror_args[@]}"
+done
+for subset in "${eval_sets[@]}"; do
+  run_stage 2 "prepare the $subset manifest" "$DATA/.done/manifest-$subset" "" \
+    asr prepare "$DATA/LibriSpeech/$subset" --out "$DATA/manifests/$subset.jsonl"
+done
+run_stage 2 "prepare the dev manifest (dev-clean + dev-other)" "$DATA/.done/manifest-dev" "" dev_manifest
+run_stage 2 "prepare the $train_name manifest" "$DATA/.done/manifest-$train_name" "" prepare_train_manifest
+for manifest in "$train_name" "${eval_sets[@]}"; do
+  run_stage 3 "validate the $manifest manifest" "$DATA/.done/validate-$manifest" "" \
+    asr validate "$DATA/manifests/$manifest.jsonl"
+done
+for lm in "${lm_names[@]}"; do
+  run_stage 4 "download the $lm LM" "$DATA/.done/download-lm-$lm" "" \
+    asr download librispeech-lm --names "$lm.arpa.gz" --dest "$DATA/lm" "${lm_mirror_args[@]}"
+done
+if in_stages 4; then
+  if "$PYTHON" recipes/librispeech/local/has_build_binary.py; then
+    for lm in $lms; do
+      run_stage 4 "KenLM binary of the $lm LM" "$DATA/.done/kenlm-$lm" "" \
+        asr lm binary --arpa "$DATA/lm/$lm.arpa.gz" --out "$DATA/lm/$lm.bin"
+    done
+  else
+    echo "stage 4: KenLM's build_binary is not installed (bash scripts/build_kenlm.sh makes it): stages 8-9" \
+      "read the ARPA files of $lms, which takes minutes and GBs of memory in every decoding process"
+  fi
+fi
+
+# The experiment, under $EXP.
+run_stage_once 5 "train ($config, $([ "$ngpu" -gt 1 ] && echo "$ngpu processes" || echo "one process"))" \
+  "$EXP/.done/train" "$train_opts" train_model
+if [ "$avg" -gt 0 ]; then
+  run_stage 6 "average the last $avg epochs" "$EXP/.done/avg-$avg" "$train_opts" \
+    asr average --exp-dir "$EXP" --last "$avg" --out "$model"
+elif in_stages 6; then
+  echo "stage 6: --avg 0, nothing to average: stages 7-9 decode $model"
+fi
+for subset in "${eval_sets[@]}"; do
+  run_stage 7 "greedy decoding of $subset" "$EXP/decode/greedy/$subset/.done" "$model_opts" decode greedy "$subset"
+done
+for lm in $lms; do
+  run_stage 8 "tune the $lm LM's weight and word bonus on dev-clean + dev-other" "$EXP/tune/$lm/.done" \
+    "$(tune_opts "$lm")" tune_lm "$lm"
+done
+for lm in $lms; do
+  for subset in "${eval_sets[@]}"; do
+    run_stage 9 "beam search with $lm on $subset" "$EXP/decode/beam-$lm/$subset/.done" \
+      "$(options "$(tune_opts "$lm")" "beam=$beam")" \
+      decode "beam-$lm" "$subset" --decoder beam --lm "$(lm_file "$lm")" --beam-width "$beam"
+  done
+done
+# RESULTS.md is made from the decodings of the model with the LMs of --lms: it changes with them.
+lm_files=()
+for lm in $lms; do lm_files+=("$(basename "$(lm_file "$lm")")"); done
+run_stage 10 "results" "$EXP/.done/results" \
+  "$(options "$model_opts" "lms=${lm_files[*]}" "tune_beam=$tune_beam" "tune_args=$tune_args" "beam=$beam")" \
+  write_results

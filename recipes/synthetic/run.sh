@@ -3,8 +3,8 @@
 #
 #   bash recipes/synthetic/run.sh [--stage N] [--stop-stage M]
 #
-# Stages (each marked done under $EXP/.done/, so a rerun skips finished work):
-#   1  synthesize the corpus (LibriSpeech layout, disjoint speakers; see asr/synth.py):
+# Stages (a rerun skips the work a marker says was done with the same options; see stages.sh):
+#   1  synthesize the corpus (LibriSpeech layout, disjoint speakers; see asr/corpora/synthetic/corpus.py):
 #        train/          WordNet sentences (and some generated ones)
 #        dev/ test/      everyday English from the fortune files, a source training never reads,
 #                        spoken by voices training never hears
@@ -18,6 +18,10 @@
 #   7  tune the LM weight and word bonus on dev (stored next to the model)
 #   8  evaluate beam search + LM on test and test-indomain
 # Outputs: data under $DATA, model and results under $EXP (both deletable and rebuilt).
+# Markers: the corpus, its manifests and the LM under $DATA/.done/ (corpus, manifest-SPLIT,
+# lm-general), shared by every script using that $DATA; the model's under $EXP/.done/ (train,
+# transcribe, tune-lm); each evaluation's in its folder ($EXP/decode-test-greedy/.done). Each
+# holds the options it was made with: SYNTH_ARGS for data; also CONFIG for the model's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -28,14 +32,11 @@ SYNTH_ARGS=${SYNTH_ARGS:-}
 PYTHON=${PYTHON:-python3}
 asr() { "$PYTHON" -m asr "$@"; }
 source recipes/stages.sh
-parse_stage_range "$@"
+parse_options "$@"
+corpus_opts=$(options "synth_args=$SYNTH_ARGS")
+model_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS")
 
 TESTS=(test test-indomain)
-prepare_all() {
-  for split in train dev "${TESTS[@]}"; do
-    asr prepare "$DATA/corpus/$split" --out "$DATA/manifests/$split.jsonl"
-  done
-}
 train_model() {
   local resume=()
   # A run cut short left last.pt behind: continue it rather than start over.
@@ -43,12 +44,9 @@ train_model() {
   asr train --config "$CONFIG" --exp-dir "$EXP" "${resume[@]}" \
     --set "data.train_manifests=[\"$DATA/manifests/train.jsonl\"]" --set "data.dev_manifest=\"$DATA/manifests/dev.jsonl\""
 }
-evaluate_test() {
-  for split in "${TESTS[@]}"; do
-    echo "$split:"
-    asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$split.jsonl" --out-dir "$EXP/decode-$split-greedy" \
-      | tee "$EXP/decode-$split-greedy.log"
-  done
+evaluate_greedy() {  # evaluate_greedy SPLIT
+  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$1.jsonl" --out-dir "$EXP/decode-$1-greedy" \
+    | tee "$EXP/decode-$1-greedy.log"
 }
 transcribe_one() {
   local files file
@@ -70,20 +68,25 @@ tune_lm() {
   asr tune-lm --model "$EXP/best.pt" --manifest "$DATA/manifests/dev.jsonl" --lm "$LM" --betas 0:6:0.5 --top 10 \
     | tee "$EXP/tune-lm.log"
 }
-evaluate_test_lm() {
-  for split in "${TESTS[@]}"; do
-    echo "$split:"
-    asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$split.jsonl" --lm "$LM" \
-      --out-dir "$EXP/decode-$split-beam-lm" | tee "$EXP/decode-$split-beam-lm.log"
-  done
+evaluate_lm() {  # evaluate_lm SPLIT
+  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$1.jsonl" --lm "$LM" \
+    --out-dir "$EXP/decode-$1-beam-lm" | tee "$EXP/decode-$1-beam-lm.log"
 }
 
-run_stage 1 "synthesize corpus" asr synth --out "$DATA/corpus" $SYNTH_ARGS
-run_stage 2 "prepare manifests" prepare_all
-run_stage 3 "train" train_model
-run_stage 4 "evaluate (greedy) on test and test-indomain" evaluate_test
-run_stage 5 "transcribe a test file" transcribe_one
-run_stage 6 "build the general-English 3-gram LM" build_lm
-run_stage 7 "tune LM weight and word bonus on dev" tune_lm
-run_stage 8 "evaluate beam search + LM on test and test-indomain" evaluate_test_lm
-echo "model: $EXP/best.pt"
+run_stage 1 "synthesize corpus" "$DATA/.done/corpus" "$corpus_opts" asr synth --out "$DATA/corpus" $SYNTH_ARGS
+for split in train dev "${TESTS[@]}"; do
+  run_stage 2 "prepare the $split manifest" "$DATA/.done/manifest-$split" "$corpus_opts" \
+    asr prepare "$DATA/corpus/$split" --out "$DATA/manifests/$split.jsonl"
+done
+run_stage_once 3 "train" "$EXP/.done/train" "$model_opts" train_model
+for split in "${TESTS[@]}"; do
+  run_stage 4 "evaluate (greedy) on $split" "$EXP/decode-$split-greedy/.done" "$model_opts" evaluate_greedy "$split"
+done
+run_stage 5 "transcribe a test file" "$EXP/.done/transcribe" "$model_opts" transcribe_one
+run_stage 6 "build the general-English 3-gram LM" "$DATA/.done/lm-general" "$corpus_opts" build_lm
+run_stage 7 "tune LM weight and word bonus on dev" "$EXP/.done/tune-lm" "$model_opts" tune_lm
+for split in "${TESTS[@]}"; do
+  run_stage 8 "evaluate beam search + LM on $split" "$EXP/decode-$split-beam-lm/.done" "$model_opts" \
+    evaluate_lm "$split"
+done
+[ "$stop_stage" -lt 3 ] || echo "model: $EXP/best.pt"

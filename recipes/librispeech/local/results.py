@@ -1,16 +1,20 @@
 """Write RESULTS.md for a LibriSpeech experiment (stage 10 of recipes/librispeech/run.sh).
 
 Reads what stages 7-9 left in ``EXP/decode/METHOD/SET/`` (``result.json`` from
-``asr evaluate --json``, ``command.txt``, ``decode.log``) and prints Markdown, icefall's way:
-one table per evaluation set with a row per decoding method, and under it the exact
-commands that produced each row.
+``asr evaluate --json``: the scores and the decoding settings; ``command.txt``; and
+``decode.log``, where ``asr evaluate`` said where alpha and beta came from) and prints
+Markdown, icefall's way: one table per evaluation set with a row per decoding method, and
+under it the exact commands that produced each row. A decoding of another model than
+``--model`` (one left from an earlier ``--avg``) is left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -19,12 +23,41 @@ def _method_order(method: str) -> tuple[int, str]:
     return (0 if method == "greedy" else 1, method)
 
 
-def _note(log: Path) -> str:
-    """The line ``asr evaluate`` printed on stderr about where alpha and beta came from."""
+def _weights_source(log: Path) -> str:
+    """Where ``asr evaluate`` said alpha and beta came from: ``tuned`` or ``default`` (the
+    first word after ``using`` in its note on stderr), or ``""`` when it wrote no note (both
+    were given)."""
     if not log.is_file():
         return ""
-    lines = [line.removeprefix("asr: ").strip() for line in log.read_text(errors="replace").splitlines()]
-    return next((line.removeprefix("using ") for line in lines if line.startswith("using ")), "")
+    for line in log.read_text(errors="replace").splitlines():
+        words = line.removeprefix("asr: ").split()
+        if words[:1] == ["using"] and len(words) > 1:
+            return words[1]
+    return ""
+
+
+def _model(command: Path) -> str | None:
+    """The file name of the ``--model`` in the command that made a decoding or a tuning (the
+    name alone: every model of an experiment lies in its folder, which may have moved)."""
+    if not command.is_file():
+        return None
+    args = shlex.split(command.read_text())
+    return next((Path(value).name for flag, value in itertools.pairwise(args) if flag == "--model"), None)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.2f}"  # null: no reference word to divide by
+
+
+def _settings(decoding: dict, source: str) -> list[str]:
+    """The beam, LM and LM-weight cells of a row, from ``result.json``'s ``decoding``."""
+    if decoding.get("decoder") != "beam":
+        return ["-", "-", "-"]
+    lm = decoding.get("lm")
+    if lm is None:
+        return [str(decoding["beam_width"]), "-", "-"]
+    weights = f"alpha={decoding['alpha']:g} beta={decoding['beta']:g}" + (f" ({source})" if source else "")
+    return [str(decoding["beam_width"]), f"`{Path(lm).name}`", weights]
 
 
 def _commit() -> str:
@@ -70,7 +103,7 @@ def render(args: argparse.Namespace) -> str:
         lines += ["", summary]
     for tune_dir in sorted((exp / "tune").glob("*")) if (exp / "tune").is_dir() else []:
         command = tune_dir / "command.txt"
-        if command.is_file():
+        if _model(command) == Path(args.model).name:
             lines += ["", f"LM weights for `{tune_dir.name}`, tuned on dev-clean + dev-other with:",
                       "```bash", command.read_text().strip(), "```"]
     for subset in args.sets:
@@ -78,22 +111,21 @@ def render(args: argparse.Namespace) -> str:
         for method in methods:
             where = decode / method / subset
             result_file = where / "result.json"
-            if not result_file.is_file():
+            if not result_file.is_file() or _model(where / "command.txt") != Path(args.model).name:
                 continue
             result = json.loads(result_file.read_text())
-            note = _note(where / "decode.log")
-            rows.append(
-                f"| {method} | {100 * result['wer']:.2f} | {100 * result['cer']:.2f} | "
-                f"{result['substitutions']}/{result['deletions']}/{result['insertions']} | "
-                f"{result['words']} | {result['utterances']} | {note} |"
-            )
+            settings = _settings(result.get("decoding", {}), _weights_source(where / "decode.log"))
+            cells = [method, _percent(result["wer"]), _percent(result["cer"]),
+                     f"{result['substitutions']}/{result['deletions']}/{result['insertions']}",
+                     str(result["words"]), str(result["utterances"]), *settings]
+            rows.append("| " + " | ".join(cells) + " |")
             commands.append(f"# {method}\n{(where / 'command.txt').read_text().strip()}")
         lines += ["", f"## {subset}", ""]
         if not rows:
             lines.append("Not decoded yet.")
             continue
-        lines += ["| decoding | WER | CER | S/D/I | words | utterances | LM weights |",
-                  "|---|---:|---:|---:|---:|---:|---|", *rows]
+        lines += ["| decoding | WER | CER | S/D/I | words | utterances | beam | LM | LM weights |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---|", *rows]
         lines += ["", "```bash", *commands, "```"]
     return "\n".join(lines) + "\n"
 

@@ -1,5 +1,5 @@
-"""File-system helpers: partial names for files that appear whole or not at all, and
-folder walks that report what they cannot read instead of skipping it."""
+"""File-system helpers: files that appear whole or not at all, checksums, and folder walks
+that report what they cannot read instead of skipping it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
+CHUNK_BYTES = 1 << 20  # read size for checksums: multi-GB archives need little memory
 
 
 def partial_path(path: str | Path, prefix: str = ".") -> Path:
@@ -30,18 +31,36 @@ def partial_path(path: str | Path, prefix: str = ".") -> Path:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[TextIO]:
-    """Open ``path`` for writing UTF-8 text that appears whole or not at all: the text goes to
-    :func:`partial_path`, renamed over ``path`` when the block ends, deleted if it fails."""
+def atomic_path(path: str | Path, prefix: str = ".") -> Iterator[Path]:
+    """The :func:`partial_path` of ``path``, for a tool that writes the file itself (an
+    audio writer, a subprocess): renamed over ``path`` when the block ends, deleted if it
+    fails, so ``path`` is either the old file or the whole new one."""
     path = Path(path)
-    tmp = partial_path(path)
+    tmp = partial_path(path, prefix)
     try:
-        with tmp.open("w", encoding="utf-8") as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already after the rename
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", prefix: str = ".") -> Iterator[IO]:
+    """Open ``path`` for writing, UTF-8 text (``mode="w"``) or bytes (``"wb"``), so that it
+    appears whole or not at all (see :func:`atomic_path`)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path, prefix) as tmp, open(tmp, mode, encoding="utf-8" if mode == "w" else None) as f:
+        yield f
+
+
+def md5(path: str | Path) -> str:
+    """Hex MD5 of a file, read in chunks so multi-GB archives need little memory."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def walk_files(folder: str | Path, wanted: Callable[[str], bool]) -> tuple[list[Path], list[tuple[Path, str]]]:

@@ -1,15 +1,15 @@
-"""Download and unpack LibriSpeech (OpenSLR 12) and its language models (OpenSLR 11).
+"""Downloads that survive a cut connection and archives that cannot write outside their folder.
 
-Downloads resume after a cut connection, are checked against OpenSLR's published MD5
-sums and are skipped when the file is already there; archives are unpacked only after
-every member has been checked to land inside the destination. Errors a user can cause
-are a :class:`DownloadError` whose message is one line.
+A download resumes after a cut, a timeout or a connection error, is checked against a
+published MD5 sum and is skipped when the file is already there; an archive is unpacked
+only after every member has been checked to land inside the destination. Errors a user can
+cause are a :class:`DownloadError` whose message is one line. What to download is
+:mod:`asr.corpora.librispeech`'s business.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import logging
 import re
@@ -22,51 +22,13 @@ import zlib
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-
 from asr import __version__
 from asr.errors import UserError
+from asr.io import atomic_write
+from asr.io import md5 as file_md5  # download_file's own `md5` is the expected sum
 from asr.progress import progress as progress_bar
 
 logger = logging.getLogger(__name__)
-
-LIBRISPEECH_RESOURCE = 12
-LIBRISPEECH_LM_RESOURCE = 11
-
-# Base URLs of OpenSLR and its mirrors; a resource lives under "<base>/<number>/".
-OPENSLR_MIRRORS: dict[str, str] = {
-    "openslr": "https://www.openslr.org/resources",
-    "us": "https://us.openslr.org/resources",
-    "eu": "https://openslr.elda.org/resources",
-    "cn": "https://openslr.magicdatatech.com/resources",
-}
-DEFAULT_MIRROR = "openslr"
-
-# The MD5 sums OpenSLR publishes next to the files (resources/<n>/md5sum.txt), the same
-# ones public recipes (PaddleSpeech, pytorch-database-prep) check their downloads against.
-LIBRISPEECH_MD5: dict[str, str] = {
-    "dev-clean.tar.gz": "42e2234ba48799c1f50f24a7926300a1",
-    "dev-other.tar.gz": "c8d0bcc9cca99d4f8b62fcc847357931",
-    "test-clean.tar.gz": "32fa31d27d2e1cad72775fee3f4849a9",
-    "test-other.tar.gz": "fb5a50374b501bb3bac4815ee91d3135",
-    "train-clean-100.tar.gz": "2a93770f6d5c6c964bc36631d331a522",
-    "train-clean-360.tar.gz": "c0e676e450a7ff2f54aeade5171606fa",
-    "train-other-500.tar.gz": "d1a0fd59409feb2c614ce4d30c387708",
-}
-LIBRISPEECH_LM_MD5: dict[str, str] = {
-    "3-gram.arpa.gz": "74cbb837e582378c26c602e1c8cbcb9c",
-    "3-gram.pruned.1e-7.arpa.gz": "9a0f1325bcaf3a0f7b7be4be10823c2a",
-    "3-gram.pruned.3e-7.arpa.gz": "8f67ec741827742eee05799ab7605b50",
-    "4-gram.arpa.gz": "6abdcd5b055bd482e4f9defe91d40408",
-    "librispeech-vocab.txt": "bf3cc7a50112831ed8b0afa40cae96a5",
-    "librispeech-lexicon.txt": "28f72663f6bfed7cd346283c064c315b",
-    "librispeech-lm-norm.txt.gz": "c83c64c726a1aedfe65f80aa311de402",
-}
-
-LIBRISPEECH_SUBSETS: tuple[str, ...] = tuple(n.removesuffix(".tar.gz") for n in LIBRISPEECH_MD5)
-LIBRISPEECH_ALIASES: dict[str, tuple[str, ...]] = {
-    "train-960": ("train-clean-100", "train-clean-360", "train-other-500"),
-    "train-460": ("train-clean-100", "train-clean-360"),
-}
 
 DEFAULT_RETRIES = 5
 DEFAULT_TIMEOUT_S = 60.0  # per socket operation, not for the whole file
@@ -93,15 +55,6 @@ class DownloadError(UserError, RuntimeError):
 
 class UnsafeArchiveError(DownloadError):
     """An archive member would land outside the destination, or is a link or device."""
-
-
-def file_md5(path: Path) -> str:
-    """Hex MD5 of a file, read in chunks so multi-GB archives need little memory."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_md5sum_file(path: Path) -> dict[str, str]:
@@ -378,118 +331,16 @@ def _unsafe_reason(member: tarfile.TarInfo, root: Path) -> str | None:
     return None
 
 
-def expand_subsets(names: list[str]) -> list[str]:
-    """Replace the aliases ``train-960``/``train-460`` by their subsets, keep order, drop repeats.
-
-    Raises :class:`DownloadError` for an unknown name.
-    """
-    subsets: list[str] = []
-    for name in names:
-        if name in LIBRISPEECH_ALIASES:
-            expanded = LIBRISPEECH_ALIASES[name]
-        elif name in LIBRISPEECH_SUBSETS:
-            expanded = (name,)
-        else:
-            valid = ", ".join(LIBRISPEECH_SUBSETS + tuple(LIBRISPEECH_ALIASES))
-            raise DownloadError(f"unknown LibriSpeech subset {name!r}; valid subsets: {valid}")
-        subsets.extend(s for s in expanded if s not in subsets)
-    return subsets
-
-
-def resource_url(resource: int, mirror: str | None = None) -> str:
-    """Base URL (ending in ``/``) of OpenSLR resource ``resource``.
-
-    ``mirror`` is either a name from :data:`OPENSLR_MIRRORS` or a base URL holding the
-    resource's files directly (e.g. ``https://openslr.elda.org/resources/12/`` or a
-    private server); None means OpenSLR itself.
-    """
-    if mirror is None or mirror in OPENSLR_MIRRORS:
-        return f"{OPENSLR_MIRRORS[mirror or DEFAULT_MIRROR]}/{resource}/"
-    return mirror.rstrip("/") + "/"
-
-
-def download_librispeech(
-    subsets: list[str],
-    dest: Path,
-    *,
-    mirror: str | None = None,
-    checksums: dict[str, str] | None = None,
-    progress: bool = True,
-) -> list[Path]:
-    """Download and extract LibriSpeech subsets; return the ``dest/LibriSpeech/<subset>`` dirs.
-
-    ``mirror`` is a name from :data:`OPENSLR_MIRRORS` (``"us"``, ``"eu"``, ``"cn"``) or a
-    base URL replacing ``https://www.openslr.org/resources/12/``. Tarballs are kept in
-    ``dest`` so a rerun skips them; a subset already extracted is skipped without touching
-    the network, even if its tarball was deleted since.
-    ``checksums`` (``{filename: md5}``, e.g. from :func:`read_md5sum_file`) replaces the
-    built-in table, for a mirror serving other files; a file missing from it gets only the
-    length check.
-    """
-    dest = Path(dest)
-    base = resource_url(LIBRISPEECH_RESOURCE, mirror)
-    table = LIBRISPEECH_MD5 if checksums is None else checksums
-    dirs = []
-    for subset in expand_subsets(subsets):
-        archive = dest / f"{subset}.tar.gz"
-        subset_dir = dest / "LibriSpeech" / subset
-        if not (extraction_marker(archive, dest).exists() and subset_dir.is_dir()):
-            download_file(base + archive.name, archive, table.get(archive.name), progress=progress)
-            safe_extract(archive, dest)
-        if not subset_dir.is_dir():
-            raise DownloadError(
-                f"{archive} did not contain LibriSpeech/{subset}/; delete it and "
-                f"{extraction_marker(archive, dest).name}, check the mirror, and download it again"
-            )
-        dirs.append(subset_dir)
-    return dirs
-
-
-def download_librispeech_lm(
-    names: list[str],
-    dest: Path,
-    *,
-    mirror: str | None = None,
-    checksums: dict[str, str] | None = None,
-    progress: bool = True,
-    unzip: bool = False,
-) -> list[Path]:
-    """Download LibriSpeech LM files (OpenSLR 11) into ``dest``; return their paths.
-
-    With ``unzip=True`` each ``*.arpa.gz`` is also decompressed to ``*.arpa`` and that path
-    is returned instead. ``mirror`` and ``checksums`` work as in :func:`download_librispeech`.
-    """
-    unknown = [name for name in names if name not in LIBRISPEECH_LM_MD5]
-    if unknown:
-        raise DownloadError(
-            f"unknown LibriSpeech LM file {unknown[0]!r}; "
-            f"valid files: {', '.join(LIBRISPEECH_LM_MD5)}"
-        )
-    dest = Path(dest)
-    base = resource_url(LIBRISPEECH_LM_RESOURCE, mirror)
-    table = LIBRISPEECH_LM_MD5 if checksums is None else checksums
-    paths = []
-    for name in names:
-        path = download_file(base + name, dest / name, table.get(name), progress=progress)
-        if unzip and name.endswith(".arpa.gz"):
-            path = _gunzip(path)
-        paths.append(path)
-    return paths
-
-
-def _gunzip(path: Path) -> Path:
-    """Decompress ``x.gz`` to ``x`` via a ``.part`` file, so no half-written ``x`` ever exists."""
+def gunzip(path: Path) -> Path:
+    """Decompress ``x.gz`` to ``x``, which appears whole or not at all; return ``x``."""
     target = path.with_suffix("")
     if target.exists():
         return target
-    part = target.with_suffix(target.suffix + PART_SUFFIX)
     try:
-        with gzip.open(path, "rb") as src, open(part, "wb") as dst:
+        with gzip.open(path, "rb") as src, atomic_write(target, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK_BYTES)
     except (OSError, EOFError, zlib.error) as err:
-        part.unlink(missing_ok=True)
         raise DownloadError(
             f"{path}: cannot decompress ({err}); delete it and download it again"
         ) from None
-    part.replace(target)
     return target

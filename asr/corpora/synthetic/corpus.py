@@ -11,11 +11,11 @@ A speaker is one espeak-ng English voice with one variant, rate and pitch. No vo
 variant pair is shared between splits, the variants that speak dev and test never speak in
 training, and no sentence occurs twice in the corpus.
 
-With ``text = "english"`` (the default; see ``asr.corpus_text``) training reads WordNet's
-sentences and some generated ones; **dev and test** are everyday English from the fortune
-files, a source training never draws on; **test-indomain** holds out WordNet and generated
-sentences, the kind training read. With ``text = "generator"`` every split is generated.
-Output depends only on the config, not on the number of worker processes.
+With ``text = "english"`` (the default; see :mod:`asr.corpora.synthetic.english`) training
+reads WordNet's sentences and some generated ones; **dev and test** are everyday English from
+the fortune files, a source training never draws on; **test-indomain** holds out WordNet and
+generated sentences, the kind training read. With ``text = "generator"`` every split is
+generated. Output depends only on the config, not on the number of worker processes.
 """
 
 from __future__ import annotations
@@ -38,17 +38,25 @@ import soundfile as sf
 import soxr
 
 from asr.audio import SAMPLE_RATE
-from asr.corpus_text import english_splits
+from asr.corpora.synthetic.english import english_splits
+from asr.corpora.synthetic.espeak import (
+    ESPEAK,
+    FEMALE_VARIANTS,
+    MALE_VARIANTS,
+    VOICES,
+    EspeakNotFoundError,
+    check_voices,
+    speak,
+)
+from asr.corpora.synthetic.sentences import generate_sentences
 from asr.errors import UserError
+from asr.io import atomic_path
 from asr.progress import progress as progress_bar
 from asr.progress import write as write_progress
-from asr.sentences import generate_sentences
 
 PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
-ESPEAK = "espeak-ng"
 SILENCE_LEVEL = 0.02  # of the peak amplitude; quieter samples at the end count as silence
 TRAILING_SILENCE = 0.1  # s of pause kept after the last sound
-ESPEAK_TIMEOUT = 60  # s per utterance; espeak-ng takes ~0.02 s, so only a hung process hits it
 SPLITS = ("train", "dev", "test", "test-indomain")
 TEXTS = ("english", "generator")
 UTTERANCES_PER_CHAPTER = 50
@@ -62,25 +70,6 @@ _SPEAKER_STREAM, _NOISE_STREAM, _SILENCE_STREAM = 0, 1, 2
 SYNTH_FILE = "synth.json"
 SPEAKERS_FILE = "SPEAKERS.TXT"
 
-# espeak-ng's own English voices (mbrola voices need extra packages).
-VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-          "en-gb-x-rp", "en-029", "en-us-nyc")
-# Variants that sound like a person: no whisper, echo, robot or croak effects.
-FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "Annie", "Andrea", "anika", "aunty",
-                   "belinda", "linda", "steph")
-MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Andy", "Denis", "Diogo",
-                 "Henrique", "Hugo", "Lee", "Mario", "Michael", "Mike", "adam", "antonio",
-                 "benjamin", "boris", "david", "ed", "edward", "iven", "marcelo", "max",
-                 "michel", "miguel", "paul", "quincy", "rob", "robert", "travis", "victor")
-
-
-class EspeakNotFoundError(UserError, RuntimeError):
-    """espeak-ng, or one of the voices the corpus uses, is not installed."""
-
-    def __init__(self, message: str = f"{ESPEAK} not found on PATH: install it with 'sudo apt-get install "
-                 "espeak-ng' (Debian/Ubuntu) or 'brew install espeak-ng' (macOS)") -> None:
-        super().__init__(message)
-
 
 class CorpusMismatchError(UserError, RuntimeError):
     """The output directory holds a corpus made with other settings."""
@@ -90,7 +79,7 @@ class CorpusMismatchError(UserError, RuntimeError):
 class SynthConfig:
     """What to synthesise. ``jobs`` changes the speed, never the output."""
 
-    text: str = "english"  # or "generator": every split from asr.sentences (see the module docstring)
+    text: str = "english"  # or "generator": every split generated (see the module docstring)
     # 11,000 sentences (~9 h of audio) fit four epochs into the demo's 15 minutes (about 13 in
     # all on 2 cores); the covering selection finds 23,000 distinct words in them.
     train_utterances: int = 11000
@@ -267,31 +256,6 @@ def _espeak_wav(espeak: str, text: str, speaker: Speaker) -> tuple[np.ndarray, i
     return speak(text, f"{speaker.voice}+{speaker.variant}", speaker.rate_wpm, speaker.pitch, espeak)
 
 
-def speak(text: str, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50,
-          espeak: str = ESPEAK) -> tuple[np.ndarray, int]:
-    """Run espeak-ng; return float32 samples in [-1, 1] (N,) and their sample rate."""
-    # Lower case, or espeak-ng spells short upper-case words as acronyms ("US" -> "U S").
-    command = [espeak, "-v", voice, "-s", str(rate_wpm), "-p", str(pitch), "--stdout", text.lower()]
-    wav = subprocess.run(command, capture_output=True, check=True, timeout=ESPEAK_TIMEOUT).stdout
-    # espeak-ng streams a 16-bit mono WAV whose size fields are placeholders, so walk the
-    # chunks ourselves and take everything after the "data" header.
-    if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
-        raise ValueError("espeak-ng did not write a WAV file")
-    sample_rate, position = 0, 12
-    while position + 8 <= len(wav):
-        chunk, size = wav[position : position + 4], int.from_bytes(wav[position + 4 : position + 8], "little")
-        if chunk == b"fmt ":
-            sample_rate = int.from_bytes(wav[position + 12 : position + 16], "little")
-        if chunk == b"data":
-            data = wav[position + 8 :]
-            samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-            if not sample_rate or samples.size == 0:
-                raise ValueError("espeak-ng wrote no audio")
-            return samples.astype(np.float32) / 32768.0, sample_rate
-        position += 8 + size
-    raise ValueError("espeak-ng wrote a WAV file without audio data")
-
-
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Gaussian noise of length ``n`` with power spectrum ~ 1 / f**exponent, unit power."""
     size = 1 << max(n - 1, 1).bit_length()  # a power of two: FFTs of odd lengths are ~10x slower
@@ -335,10 +299,8 @@ def _render(job: _Job) -> tuple[str, float | str]:
         audio = audio + colored_noise(rng, audio.size, exponent) * np.sqrt(speech_power / 10 ** (snr_db / 10))
     audio = audio * (PEAK / max(float(np.max(np.abs(audio))), 1e-9))
     job.out_path.parent.mkdir(parents=True, exist_ok=True)
-    # Write under a temporary name so an interrupted run never leaves a truncated file.
-    partial = job.out_path.with_name(job.out_path.name + ".partial")
-    sf.write(partial, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(partial, job.out_path)
+    with atomic_path(job.out_path) as partial:  # an interrupted run never leaves a truncated file
+        sf.write(partial, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return utterance.id, audio.size / SAMPLE_RATE
 
 
@@ -351,21 +313,6 @@ def _fingerprint(config: SynthConfig, plan: list[_Utterance]) -> dict:
         s = u.speaker
         digest.update(f"{u.path}|{u.text}|{s.voice}+{s.variant}|{s.rate_wpm}|{s.pitch}\n".encode())
     return json.loads(json.dumps({"config": settings, "plan_sha256": digest.hexdigest()}))
-
-
-def _check_voices(espeak: str) -> None:
-    """espeak-ng quietly falls back to its default voice for unknown names; refuse instead."""
-    def listed(kind: str) -> set[str]:
-        lines = subprocess.run([espeak, f"--voices={kind}"], capture_output=True, text=True, check=True).stdout
-        return {field for line in lines.splitlines()[1:] for field in line.split()[1:2] + line.split()[4:5]}
-
-    languages, variants = listed("en"), {f.removeprefix("!v/") for f in listed("variant")}
-    missing = [v for v in VOICES if v not in languages]
-    missing += [v for v in FEMALE_VARIANTS + MALE_VARIANTS if v not in variants]
-    if missing:
-        raise EspeakNotFoundError(
-            f"{ESPEAK} lacks the voices or variants {', '.join(missing)}: install espeak-ng 1.51 or later"
-        )
 
 
 def _write_speakers(out_dir: Path, speakers: list[Speaker]) -> None:
@@ -409,7 +356,7 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
     espeak = shutil.which(ESPEAK)
     if espeak is None:
         raise EspeakNotFoundError()
-    _check_voices(espeak)
+    check_voices(espeak)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({**fingerprint, "complete": False}, indent=2) + "\n")
     _write_speakers(out_dir, sorted({u.speaker for u in plan}, key=lambda s: s.id))

@@ -8,8 +8,8 @@ Three sources, each installable by package name and each with its own role:
 - **fortunes** (Debian ``fortunes``; free to redistribute): quips, proverbs and quotations
   in everyday English. Only the general-English **dev and test** sets come from here, so
   the test measures English the model never read, from a source training never draws on.
-- **the sentence generator** (``asr.sentences``): questions, commands, times and numbers
-  that the other two lack; a minor share of the training text.
+- **the sentence generator** (:mod:`asr.corpora.synthetic.sentences`): questions, commands,
+  times and numbers that the other two lack; a minor share of the training text.
 
 Every sentence passes through ``asr.text.normalize_text``, the normaliser scoring uses.
 """
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from asr.corpora.synthetic.sentences import generate_sentences
 from asr.errors import UserError
 from asr.text import normalize_text
 
@@ -194,8 +195,6 @@ def english_splits(train: int, dev: int, test: int, test_indomain: int, seed: in
                    max_words: int = MAX_WORDS, generator_share: float = 0.15) -> SplitText:
     """Sentences for an English corpus: training and in-domain test text from WordNet (and
     the generator), general-English dev and test text from the fortunes."""
-    from asr.sentences import generate_sentences
-
     examples, glosses = wordnet_text()
     n_generated = round(train * generator_share)
     wanted = n_generated + round(test_indomain * generator_share)

@@ -1,14 +1,16 @@
-"""The compiled (numba) kernel of CTC prefix beam search, used by :class:`asr.decode.BeamSearchDecoder`.
+"""The compiled (numba) part of CTC prefix beam search: :func:`search` and its helpers.
 
-Prefixes live in a per-utterance table of nodes (parent, last token, first child, next
-sibling, trie node of the partial word, LM state), so extending a prefix is a pointer, not
-a string copy. Partial words are nodes of a trie that starts as the LM's vocabulary and
-grows with the words the search invents. The LM stays a Python object: when a prefix
-completes a word whose (LM state, word) score is not yet in the compiled hash table, the
-kernel stops before that frame, Python scores the missing words, and the kernel resumes the
-same frame. The table outlives the call, so the kernel stops less and less often.
+Prefixes live in a per-utterance table of nodes (:class:`~asr.beam.tables.Prefixes`), so
+extending a prefix is a pointer, not a string copy. Partial words are nodes of a trie
+(:class:`~asr.beam.tables.WordTable`) that starts as the LM's vocabulary and grows with the
+words the search invents. The LM stays a Python object: when a prefix completes a word
+whose (LM state, word) score is not yet in the compiled hash table, the kernel stops before
+that frame, Python (:class:`asr.beam.cache.LMCache`) scores the missing words, and the
+kernel resumes the same frame. The table outlives the call, so the kernel stops less and
+less often. The kernel reads its options by name from one
+:data:`~asr.beam.tables.SETTINGS` record.
 
-Compiled code is cached on disk (``cache=True``) in ``asr/__pycache__``, or under
+Compiled code is cached on disk (``cache=True``) in ``asr/beam/__pycache__``, or under
 ``NUMBA_CACHE_DIR``; the first import in a fresh environment compiles for a few seconds.
 """
 
@@ -19,16 +21,35 @@ import math
 import numba
 import numpy as np
 
+from asr.beam.tables import (
+    CHAR,
+    CHILD,
+    DONE,
+    END,
+    FRAME,
+    IN_LM,
+    MARK,
+    N_BEAM,
+    N_HASH,
+    N_NODES,
+    N_PENDING,
+    N_RECS,
+    N_TRIE,
+    NEED_LM,
+    NEED_SPACE,
+    PARENT,
+    PREV,
+    SIBLING,
+    STATE,
+    T_NEXT,
+    TOKEN,
+    WORD,
+    Beam,
+    Prefixes,
+    WordTable,
+)
+
 _NEG_INF = -math.inf
-# nodes columns
-PARENT, TOKEN, CHILD, SIBLING, WORD, STATE = range(6)
-# trie columns: PARENT, CHILD, SIBLING as for nodes; END: an LM word ends here;
-# IN_LM: the partial word is a prefix of an LM word
-CHAR, END, IN_LM = 1, 4, 5
-# counters
-N_NODES, N_RECS, N_TRIE, N_HASH, MARK, N_BEAM, N_PENDING, T_NEXT = range(8)
-# kernel status
-DONE, NEED_LM, NEED_SPACE = 0, 1, 2
 
 
 def _jit(fn):
@@ -60,7 +81,9 @@ def _hash_slot(keys: np.ndarray, key: int) -> int:
 
 
 @_jit
-def hash_insert(keys, scores, nexts, counters, new_keys, new_scores, new_nexts):
+def hash_insert(keys: np.ndarray, scores: np.ndarray, nexts: np.ndarray, counters: np.ndarray,
+                new_keys: np.ndarray, new_scores: np.ndarray, new_nexts: np.ndarray) -> None:
+    """Add or overwrite entries of a :class:`WordTable`'s hash table; it must have room for them."""
     for j in range(new_keys.shape[0]):
         i = _hash_slot(keys, new_keys[j])
         if keys[i] == -1:
@@ -89,8 +112,8 @@ def _trie_add(trie: np.ndarray, counters: np.ndarray, node: int, char: int, in_l
 
 
 @_jit
-def trie_build(trie, counters, chars, ends):
-    """Add words (``chars`` split at ``ends``) as LM words."""
+def trie_build(trie: np.ndarray, counters: np.ndarray, chars: np.ndarray, ends: np.ndarray) -> None:
+    """Add words (token ids ``chars``, split at the cumulative lengths ``ends``) as LM words."""
     start = 0
     for end in ends:
         node = 0
@@ -122,18 +145,31 @@ def _ask(pending: np.ndarray, n_pending: int, state: int, key: int) -> int:
     return n_pending + 1
 
 
-@_jit
-def search(lp, n_frames, params_f, params_i, nodes, node_lm, node_mark, node_slot, recs,
-            trie, h_keys, h_score, h_next, beam_node, beam_rec, beam_pb, beam_pnb, pending, counters):
+def search(lp: np.ndarray, n_frames: int, settings: np.ndarray, prefixes: Prefixes, beam: Beam, words: WordTable,
+           pending: np.ndarray, counters: np.ndarray) -> int:
     """Run the prefix beam search over frames ``counters[T_NEXT]`` .. ``n_frames - 1``.
 
-    lp: (T, V) log-probs of one utterance. Returns DONE, or NEED_LM with the missing
-    (LM state, trie node) pairs in ``pending``, or NEED_SPACE when the trie or the LM
-    cache must grow; in both cases nothing of the stopped frame has been committed.
+    lp: (T, V) log-probs of one utterance; ``settings``: (1,) :data:`SETTINGS`. Returns
+    DONE, or NEED_LM with the missing (LM state id, trie node) pairs in ``pending`` ((P, 2)
+    int64, the first ``counters[N_PENDING]`` rows), or NEED_SPACE when the trie or the hash
+    table must grow; in both cases nothing of the stopped frame has been committed.
     """
-    min_logprob, skip_logprob, oov_penalty, beam_prune = params_f[0], params_f[1], params_f[2], params_f[3]
-    width, top_k, space = params_i[0], params_i[1], params_i[2]
-    use_lm, restrict, check_prefix, vocab_known = params_i[3] != 0, params_i[4] != 0, params_i[5] != 0, params_i[6] != 0
+    # The groups travel as separate arrays: numba takes those from Python in C, but types a
+    # named tuple in Python, ~1.5 us each, on every call; and the search is entered once per
+    # LM cache miss, ~20 times per utterance while a new cache fills.
+    return _search(lp, n_frames, settings, *prefixes, *beam, *words, pending, counters)
+
+
+@_jit
+def _search(lp, n_frames, settings, nodes, node_lm, node_mark, node_slot, recs, beam_node, beam_rec, beam_pb,
+            beam_pnb, trie, h_keys, h_score, h_next, pending, counters):
+    """:func:`search`, with the groups' arrays under their field names."""
+    opt = settings[0]
+    width, top_k, space = opt.width, opt.top_k, opt.space
+    min_logprob, skip_logprob = opt.min_logprob, opt.skip_logprob
+    oov_penalty, beam_prune = opt.oov_penalty, opt.beam_prune
+    use_lm, restrict = opt.use_lm, opt.restrict
+    check_prefix, vocab_known = opt.check_prefix, opt.vocab_known
     n_tokens = lp.shape[1]
     n_cand = width * n_tokens
     c_node = np.empty(n_cand, np.int64)  # existing node, or -1 for an extension not yet created
@@ -305,7 +341,7 @@ def search(lp, n_frames, params_f, params_i, nodes, node_lm, node_mark, node_slo
                     node_lm[node], node_mark[node] = c_lm[s], -1
                 rec = counters[N_RECS]
                 counters[N_RECS] += 1
-                recs[rec, 0], recs[rec, 1] = beam_rec[i], t
+                recs[rec, PREV], recs[rec, FRAME] = beam_rec[i], t
             new_node[k], new_rec[k], new_pb[k], new_pnb[k] = node, rec, c_pb[s], c_pnb[s]
         beam_node[:n_heap], beam_rec[:n_heap] = new_node[:n_heap], new_rec[:n_heap]
         beam_pb[:n_heap], beam_pnb[:n_heap] = new_pb[:n_heap], new_pnb[:n_heap]

@@ -1,0 +1,131 @@
+"""The model and what updates it: AdamW with warm-up and cosine decay, a gradient scaler,
+autocast on CUDA; one micro-batch's forward and backward pass, and the optimizer step.
+
+:mod:`asr.train` builds a :class:`Trainer` once per run and drives it batch by batch.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from asr.config import ExperimentConfig
+from asr.data import Batch
+from asr.distributed import WorldSchedule
+from asr.features import log_mel, num_frames, spec_augment
+from asr.model import AcousticModel
+
+
+@dataclass
+class Trainer:
+    """The model and what updates it, and where: which rank, which device, what precision."""
+
+    model: AcousticModel
+    ddp_model: torch.nn.Module  # what the steps run: ``model`` itself, or its DDP wrapper on several ranks
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast's, or None for full precision
+    rank: int
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype that ``train.amp`` (auto, bf16, fp16, off) means on ``device``, or None."""
+    # Mixed precision only pays on GPUs; on CPU it would slow the LSTM down.
+    if device.type != "cuda" or setting == "off":
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def needs_loss_scaling(dtype: torch.dtype | None) -> bool:
+    """Whether gradients need loss scaling: whenever autocast is on, not only under fp16.
+
+    PyTorch's autocast runs cuDNN RNNs in float16 even under bfloat16 autocast (the cast is
+    written into its cuDNN RNN wrapper), so the LSTMs of a bf16 run compute in fp16, where the
+    small gradients of a mean-reduced CTC loss flush to zero without scaling.
+    """
+    return dtype is not None
+
+
+def _lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    # Linear warm-up keeps early LSTM updates stable; cosine decay then anneals to a floor.
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_trainer(model: AcousticModel, cfg: ExperimentConfig, run: WorldSchedule, device: torch.device, rank: int, *,
+                  total_steps: int) -> Trainer:
+    """``model`` (on ``device``) with a new optimizer, learning rate schedule and gradient
+    scaler; ``total_steps`` fixes the cosine schedule's length."""
+    # The fused AdamW takes the gradient scaler's inf check on the GPU, without a host sync.
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=cfg.train.weight_decay, fused=fused)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, run.warmup_steps, total_steps, cfg.train.final_lr_ratio)
+    )
+    dtype = amp_dtype(cfg.train.amp, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_loss_scaling(dtype))
+    return Trainer(model, model, optimizer, scheduler, scaler, device, dtype, rank)
+
+
+def forward_backward(trainer: Trainer, batch: Batch, cfg: ExperimentConfig, blank: int, grad_accum: int, *,
+                     sync: bool) -> torch.Tensor:
+    """Add one micro-batch's share of the gradient (all-reduced under DDP only if ``sync``);
+    its mean CTC loss, a () tensor left on the device."""
+    # Lengths are read on the host, before the copy, so that neither packing nor CTC (which
+    # wants host lengths) waits for the device.
+    host_lengths = num_frames(batch.wave_lengths, cfg.features)  # (B,)
+    host_target_lengths = batch.target_lengths  # (B,)
+    batch = batch.to(trainer.device)
+    empty = not batch.indices
+    feats, host_lengths = _features(trainer, batch, host_lengths, cfg)
+    with nullcontext() if sync else trainer.ddp_model.no_sync():
+        with torch.autocast("cuda", dtype=trainer.amp_dtype) if trainer.amp_dtype else nullcontext():
+            lp, out_lengths = trainer.ddp_model(feats, host_lengths, normalized=True)  # (B, T, V), (B,)
+        if empty:
+            loss = lp.sum() * 0.0
+        else:
+            # zero_infinity: an utterance too short for its label yields inf; it is skipped, not fatal.
+            loss = F.ctc_loss(
+                lp.transpose(0, 1), batch.targets, out_lengths, host_target_lengths,
+                blank=blank, reduction="mean", zero_infinity=True,
+            )
+        trainer.scaler.scale(loss / grad_accum).backward()
+    return loss
+
+
+@torch.no_grad()
+def _features(trainer: Trainer, batch: Batch, host_lengths: torch.Tensor,
+              cfg: ExperimentConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised (and, if configured, SpecAugmented) features (B, T, F) of a batch on the
+    device, and their frame counts (B,) on the host."""
+    if not batch.indices:
+        # Every file of the batch failed. A zero loss on one silent frame keeps the
+        # step, the gradient scaler and the other ranks of a DDP run in step.
+        feats = torch.zeros(1, cfg.model.stack, cfg.model.n_mels, device=trainer.device)
+        return feats, torch.full((1,), cfg.model.stack)
+    feats, feat_lengths = log_mel(batch.waves, batch.wave_lengths, cfg.features)
+    feats = trainer.model.normalize(feats)
+    if cfg.train.spec_augment:
+        feats = spec_augment(feats, feat_lengths, cfg.spec_augment)
+    return feats, host_lengths
+
+
+def optimizer_step(trainer: Trainer, grad_clip: float) -> None:
+    """Apply the accumulated gradients and advance the learning rate schedule."""
+    # Clipping bounds the occasional huge CTC gradient of a badly aligned batch.
+    trainer.scaler.unscale_(trainer.optimizer)
+    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), grad_clip)
+    trainer.scaler.step(trainer.optimizer)
+    trainer.scaler.update()
+    trainer.scheduler.step()
+    trainer.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,116 @@
+"""The record a training run keeps in its experiment folder: ``metrics.jsonl`` (one JSON row
+per log step or dev score), the same rows as TensorBoard scalars, and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class TrainingLog:
+    """The metrics rows of a run, appended to ``metrics.jsonl`` and given to TensorBoard.
+
+    Only an enabled log (the main process's) touches the files, except that every rank
+    removes an earlier run's ``metrics.jsonl`` when a run starts over.
+    """
+
+    def __init__(self, exp_dir: Path, enabled: bool) -> None:
+        self.exp_dir = exp_dir
+        self.path = exp_dir / "metrics.jsonl"
+        self.enabled = enabled
+        self._board = _TensorBoard()
+
+    def __enter__(self) -> TrainingLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._board.close()  # also after a failure: what was logged reaches the file
+
+    def start_over(self) -> None:
+        """Remove what an earlier run in the folder logged."""
+        self.path.unlink(missing_ok=True)
+        if self.enabled:  # TensorBoard would show an earlier run's event files along with this run's
+            for events in self.exp_dir.glob("events.out.tfevents.*"):
+                events.unlink()
+
+    def drop_after(self, step: int) -> None:
+        """Forget the rows a killed run logged after the checkpoint it resumes from (the resumed
+        run logs those steps again), and a last row the kill cut short."""
+        if not self.enabled or not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                pass
+        if len(kept) != len(lines):
+            self.path.write_text("".join(line + "\n" for line in kept))
+
+    def open_board(self, start_step: int) -> None:
+        """Start the TensorBoard events of a run that continues after optimizer step ``start_step``."""
+        if self.enabled:
+            self._board.open(self.exp_dir, start_step)
+
+    def write(self, row: dict) -> None:
+        """Append ``row`` ({"kind": "train" or "dev", "epoch", "step", values...})."""
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            self._board.add(row)
+
+    def plot_curves(self, out_png: Path) -> None:
+        """Training loss against step and dev error rates against epoch, as a PNG."""
+        if not self.enabled or not self.path.exists():
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        train = [r for r in rows if r["kind"] == "train"]
+        dev = [r for r in rows if r["kind"] == "dev"]
+        fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(10, 4))
+        ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train])
+        ax_loss.set(xlabel="step", ylabel="CTC loss (per token)", title="training loss", yscale="log")
+        ax_wer.plot([r["epoch"] for r in dev], [100 * r["wer"] for r in dev], marker="o", label="WER")
+        ax_wer.plot([r["epoch"] for r in dev], [100 * r["cer"] for r in dev], marker="s", label="CER")
+        ax_wer.set(xlabel="epoch", ylabel="%", title="dev error rate (greedy)")
+        ax_wer.legend()
+        fig.tight_layout()
+        fig.savefig(out_png, dpi=100)
+        plt.close(fig)
+
+
+class _TensorBoard:
+    """The metrics rows as TensorBoard scalars ("train/loss", "dev/wer", ...) against their
+    step, in event files in the experiment folder, when the optional ``tensorboard`` package
+    is installed (``pip install 'asr[tensorboard]'``); without it, nothing at all."""
+
+    def __init__(self) -> None:
+        self._writer = None
+
+    def open(self, exp_dir: Path, start_step: int) -> None:
+        """Start writing for a run that continues after optimizer step ``start_step``."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        # TensorBoard hides what earlier event files hold from this step on: the rows a killed
+        # run logged after the checkpoint it resumes from, which this run logs again.
+        self._writer = SummaryWriter(str(exp_dir), purge_step=start_step + 1)
+
+    def add(self, row: dict) -> None:
+        if self._writer is not None:
+            for name, value in row.items():
+                if name not in ("kind", "epoch", "step"):
+                    self._writer.add_scalar(f"{row['kind']}/{name}", value, row["step"])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
