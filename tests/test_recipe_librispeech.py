@@ -190,19 +190,6 @@ def test_other_lms_redo_the_lm_stages_only(recipe_run: dict) -> None:
 
 
 @pytest.mark.slow
-def test_another_avg_redoes_the_average_and_what_decodes_it(recipe_run: dict) -> None:
-    exp, run = _rerun(recipe_run, "exp-avg", "--avg", "1", "--stop-stage", "7")
-    assert _ran(run.stdout) == {6, 7}, run.stdout
-    assert "stage 5 (train" in run.stdout and "stage 7 (greedy decoding of dev-clean): done before with " \
-        "model=avg-2.pt, now model=avg-1.pt: running again" in run.stdout
-    assert torch.load(exp / "avg-1.pt", weights_only=True)["averaged_from"] == ["epoch-2.pt"]
-    for subset in EVAL_SETS:
-        assert "--model " + str(exp / "avg-1.pt") in (exp / "decode" / "greedy" / subset / "command.txt").read_text()
-        # Beam search, past --stop-stage, still holds the old model's decoding, and says so.
-        assert _marker(exp / "decode" / "beam-4-gram" / subset / ".done")["model"] == "avg-2.pt"
-
-
-@pytest.mark.slow
 def test_other_training_options_stop_at_stage_5_and_keep_the_model(recipe_run: dict) -> None:
     exp = recipe_run["exp"]
     before = (exp / "avg-2.pt").stat().st_mtime_ns, (exp / "last.pt").stat().st_mtime_ns

@@ -12,12 +12,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, stream_audio
 from asr.corpora.download import DownloadError, download_file, extraction_marker, gunzip, safe_extract
-from asr.data import Utterance
 from asr.io import walk_files
 from asr.text import normalize_text
+
+if TYPE_CHECKING:
+    from asr.data import Utterance
 
 LIBRISPEECH_RESOURCE = 12
 LIBRISPEECH_LM_RESOURCE = 11
@@ -226,6 +229,8 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
     Every audio file is decoded once to catch corrupt files; transcripts are normalised.
     Returns the good utterances (sorted by id) and the skipped entries with reasons.
     """
+    from asr.data import Utterance  # torch comes with it: downloads do without
+
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
