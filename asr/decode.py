@@ -99,7 +99,7 @@ def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None 
         raise ConfigError(f"unknown decoder {config.decoder!r}; choose one of {', '.join(DECODERS)}")
     if config.decoder == "greedy":
         if config.lm is not None or lm is not None:
-            raise ConfigError("an LM is used only by the beam decoder (--decoder beam)")
+            raise ConfigError("an LM is used only by the beam decoder (decoder 'beam')")
         return GreedyDecoder(vocab)
     if config.beam_width < 1:
         raise ConfigError(f"beam width must be at least 1, got {config.beam_width}")

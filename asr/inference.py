@@ -40,7 +40,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceError(f"device {name!r} requested but no CUDA GPU is available; use --device cpu")
+        raise DeviceError(f"device {name!r} requested but no CUDA GPU is available; use the cpu device")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -64,7 +64,7 @@ def load_recognizer(path: str | Path, device: str = "auto") -> Recognizer:
     runs on the CPU."""
     if Path(path).suffix == ".onnx":
         if device not in ("auto", "cpu"):
-            raise DeviceError(f"ONNX models run on the CPU here; use --device cpu, or the .pt checkpoint for {device}")
+            raise DeviceError(f"ONNX models run on the CPU here; use the cpu device, or the .pt checkpoint for {device}")
         from asr.export import OnnxModel  # onnxruntime loads only for an ONNX model
 
         return OnnxModel(path)
