@@ -51,6 +51,10 @@ class TrainConfig:
     log_every: int = 25  # steps between metric lines
     keep_epochs: int = 0  # also keep the weights of the last N epochs (for averaging)
     checkpoint_every: int = 0  # optimizer steps between mid-epoch saves of last.pt (0: at epoch ends only)
+    # A time budget in training-loop seconds (forward, backward and update; not dev scoring or
+    # start-up), resumed runs included: training stops at the first optimizer step that reaches it,
+    # and the lr decays over it instead of over ``epochs``, which becomes a cap. 0: no budget.
+    max_train_seconds: float = 0.0
     # On N devices: keep-batch (the config's effective batch, lr and warm-up) | scale-lr (N x the
     # batch, sqrt(N) x lr); asr/distributed.py states the rule.
     multi_gpu: str = "keep-batch"
@@ -65,7 +69,7 @@ class TrainConfig:
             "warmup_steps": at_least(0), "final_lr_ratio": between(0, 1), "grad_clip": above(0),
             "grad_accum": at_least(1), "num_workers": between(0, 64), "amp": one_of("auto", "bf16", "fp16", "off"),
             "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
-            "checkpoint_every": at_least(0), "multi_gpu": one_of(*MULTI_GPU_RULES),
+            "checkpoint_every": at_least(0), "max_train_seconds": at_least(0), "multi_gpu": one_of(*MULTI_GPU_RULES),
             "recurrent_layout": one_of("auto", "split", "fused"),
         })
 

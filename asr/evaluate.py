@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ class Decoded:
 
     hypotheses: list[Hypothesis | None]  # None where the audio could not be read
     failures: dict[int, str] = field(default_factory=dict)  # input index -> one error line
+    audio_seconds: float = 0.0  # of the utterances decoded
+    seconds: float = 0.0  # wall time: reading audio, features, the model and the decoder
 
     @property
     def texts(self) -> list[str]:
@@ -48,6 +51,8 @@ class EvalResult:
     references: list[str] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # utterance id -> why it was not decoded
+    audio_seconds: float = 0.0  # audio decoded, and the wall time it took (0: not timed)
+    decode_seconds: float = 0.0
 
     @property
     def wer(self) -> float:
@@ -73,6 +78,8 @@ class EvalResult:
             "char_insertions": self.chars.insertions,
             "utterances": len(self.ids),
             "skipped": len(self.skipped),
+            "audio_seconds": round(self.audio_seconds, 3),
+            "decode_seconds": round(self.decode_seconds, 3),
         }
 
 
@@ -123,20 +130,25 @@ def decode_utterances(
     An utterance whose audio cannot be read gets no hypothesis and an entry in ``failures``;
     the others are decoded all the same.
     """
+    started = time.perf_counter()
     result = Decoded([None] * len(utterances))
     for batch in batched_log_probs(recognizer, utterances, result.failures, max_batch_seconds=max_batch_seconds,
                                    num_workers=num_workers, progress=progress):
         for index, hyp in zip(batch.indices, decoder(batch.log_probs, batch.lengths)):
             result.hypotheses[index] = hyp
     result.failures = dict(sorted(result.failures.items()))
+    result.seconds = time.perf_counter() - started
+    result.audio_seconds = sum(u.duration for u, h in zip(utterances, result.hypotheses) if h is not None)
     return result
 
 
-def score(utterances: list[Utterance], hypotheses: list[str], skipped: dict[str, str] | None = None) -> EvalResult:
-    """Score decoded utterances; ``skipped`` (id -> reason) lists those that could not be decoded."""
+def score(utterances: list[Utterance], hypotheses: list[str], skipped: dict[str, str] | None = None, *,
+          audio_seconds: float = 0.0, decode_seconds: float = 0.0) -> EvalResult:
+    """Score decoded utterances; ``skipped`` (id -> reason) lists those that could not be decoded;
+    the seconds, if given, are the audio decoded and the time that took (:class:`Decoded`'s)."""
     words, chars = corpus_errors([(u.text, h) for u, h in zip(utterances, hypotheses)])
     return EvalResult(words, chars, [u.id for u in utterances], [u.text for u in utterances], list(hypotheses),
-                      dict(skipped or {}))
+                      dict(skipped or {}), audio_seconds, decode_seconds)
 
 
 def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] | None = None) -> list[Path]:

@@ -1,8 +1,11 @@
-"""The acoustic model: frame stacking, recurrent layers, a linear output layer.
+"""The acoustic model: a front end (frame stacking or convolutions), an encoder, a linear
+output layer.
 
-The recurrent cell is a choice: LSTM (the default), GRU or a vanilla tanh RNN, each
-bidirectional (the default) or unidirectional, which makes the model causal: its output at
-a frame depends on no later frame.
+The encoder is recurrent layers (the default) or attention blocks (:mod:`asr.attention`:
+Transformer or Conformer). The recurrent cell is a choice: LSTM (the default), GRU or a
+vanilla tanh RNN, each bidirectional (the default) or unidirectional, which makes the model
+causal: its output at a frame depends on no later frame. The attention encoders see the
+whole utterance.
 
 It maps normalised log-mel features to CTC log-probabilities and knows nothing of
 decoding, text or files.
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from asr.attention import ENCODERS, POSITIONS, AttentionEncoder
 from asr.bounds import at_least, check
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN: Elman, tanh
@@ -40,6 +44,14 @@ class ModelConfig:
     packed: bool = False  # run the recurrent layers on PackedSequences (see RecurrentLayer)
     cell: str = "lstm"  # lstm | gru | rnn
     bidirectional: bool = True  # False: causal, each output sees only the frames up to it
+    # rnn: ``layers`` recurrent layers of ``hidden`` units per direction; transformer or
+    # conformer: ``layers`` attention blocks of width ``hidden`` (asr/attention.py), for which
+    # ``cell`` and ``packed`` mean nothing and ``bidirectional`` must stay true.
+    encoder: str = "rnn"
+    attention_heads: int = 4
+    ff_multiplier: int = 4  # feed-forward width = ff_multiplier x hidden
+    conv_kernel: int = 15  # the Conformer's depthwise convolution, in encoder steps (odd)
+    positions: str = "relative"  # relative (a learned bias per distance) | sinusoidal (absolute)
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -50,11 +62,26 @@ class ModelConfig:
             raise ValueError(f"frontend = 'conv' subsamples by 2 and stack / 2: stack must be even, got {self.stack}")
         check(self, {"n_mels": at_least(1), "vocab_size": at_least(1), "stack": at_least(1),
                      "hidden": at_least(1), "layers": at_least(1), "conv_channels": at_least(1),
-                     "dropout": ((lambda v: 0.0 <= v < 1.0), "a number from 0 up to (not including) 1")})
+                     "dropout": ((lambda v: 0.0 <= v < 1.0), "a number from 0 up to (not including) 1"),
+                     "attention_heads": at_least(1), "ff_multiplier": at_least(1),
+                     "conv_kernel": ((lambda v: v >= 1 and v % 2 == 1), "an odd number of steps")})
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder = {self.encoder!r}: choose one of {', '.join(ENCODERS)}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions = {self.positions!r}: choose one of {', '.join(POSITIONS)}")
+        if self.encoder != "rnn":
+            if not self.bidirectional:
+                raise ValueError(f"encoder = {self.encoder!r} attends to the whole utterance: bidirectional = false "
+                                 "(a causal model) is for the recurrent encoder")
+            if self.hidden % self.attention_heads or (self.positions == "sinusoidal" and self.hidden % 2):
+                raise ValueError(f"hidden = {self.hidden} must split evenly into {self.attention_heads} attention "
+                                 "heads (and be even for sinusoidal positions)")
 
     @property
     def width(self) -> int:
-        """Features per frame between the recurrent layers: hidden x directions."""
+        """Features per frame between the encoder's layers: hidden x directions for recurrent ones."""
+        if self.encoder != "rnn":
+            return self.hidden
         return self.hidden * (2 if self.bidirectional else 1)
 
 
@@ -215,14 +242,22 @@ class AcousticModel(nn.Module):
         self.frontend = ConvFrontend(cfg.n_mels, cfg.conv_channels, cfg.stack) if cfg.frontend == "conv" else None
         inputs = self.frontend.out_features if self.frontend is not None else cfg.n_mels * cfg.stack
         self.input_proj = nn.Sequential(nn.Linear(inputs, width), nn.LayerNorm(width), nn.GELU())
-        self.layers = nn.ModuleList(RecurrentLayer(width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed) for _ in range(cfg.layers))
+        if cfg.encoder == "rnn":
+            self.encoder = None
+            self.layers = nn.ModuleList(RecurrentLayer(width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed)
+                                        for _ in range(cfg.layers))
+        else:
+            self.encoder = AttentionEncoder(cfg.encoder, width, cfg.layers, cfg.attention_heads, cfg.ff_multiplier,
+                                            cfg.conv_kernel, cfg.positions, cfg.dropout)
+            self.layers = nn.ModuleList()  # no recurrent layers: layouts do not apply
         self.dropout = nn.Dropout(cfg.dropout)
         self.output = nn.Linear(width, cfg.vocab_size)
 
     @property
     def layout(self) -> str:
-        """``"split"`` or ``"fused"``: how the recurrent layers run (see :class:`RecurrentLayer`)."""
-        return "fused" if self.layers[0].fused else "split"
+        """``"split"`` or ``"fused"``: how the recurrent layers run (see :class:`RecurrentLayer`);
+        ``"split"`` for an attention encoder, which has none."""
+        return "fused" if len(self.layers) and self.layers[0].fused else "split"
 
     def set_layout(self, layout: str) -> AcousticModel:
         """Rebuild the recurrent layers in ``layout``, keeping their weights; returns self.
@@ -231,7 +266,7 @@ class AcousticModel(nn.Module):
         """
         if layout not in LAYOUTS:
             raise ValueError(f"layout = {layout!r}: choose one of {', '.join(LAYOUTS)}")
-        if layout == self.layout:
+        if layout == self.layout or not len(self.layers):
             return self
         reference = next(self.layers[0].parameters())
         cfg = self.cfg
@@ -279,7 +314,9 @@ class AcousticModel(nn.Module):
             x = feats.reshape(batch, (frames + pad) // stack, bins * stack)  # (B, T', F * stack)
         x = self.input_proj(x)
         out_lengths = self.output_lengths(lengths)
-        if self.layout == "fused":
+        if self.encoder is not None:
+            x = self.encoder(x, out_lengths)  # (B, T', hidden)
+        elif self.layout == "fused":
             # Packed once for all layers. With lengths on the host, as the training loop passes
             # them, packing never waits for the device.
             h, order = pack_by_length(x, out_lengths)

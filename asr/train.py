@@ -3,7 +3,9 @@
 Read top to bottom: :func:`train` sets up (data, model, normalisation statistics,
 optimizer) and runs the epochs; :func:`train_one_epoch` takes the steps and logs them,
 :func:`end_of_epoch` scores the dev set and saves the checkpoints. Runs on one device or,
-under ``torchrun``, data-parallel on several (rank 0 logs, scores and saves).
+under ``torchrun``, data-parallel on several (rank 0 logs, scores and saves). With a time
+budget (``train.max_train_seconds``) the run stops at the first optimizer step by which its
+training-loop seconds reach the budget, and the last epoch's end-of-epoch work is done there.
 
 What a run reads is set up by :mod:`asr.training_data`, the optimizer and the step itself
 live in :mod:`asr.trainer`, and :mod:`asr.training_log` keeps the metrics.
@@ -31,9 +33,9 @@ from asr.inference import resolve_device
 from asr.model import AcousticModel
 from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
-from asr.trainer import Trainer, build_trainer, forward_backward, optimizer_step
+from asr.trainer import Trainer, build_trainer, forward_backward, optimizer_step, rank0_seconds
 from asr.training_data import TrainingData, TrainingError, load_data, normalization_stats
-from asr.training_log import TrainingLog
+from asr.training_log import LogWindow, TrainingLog
 
 
 @dataclass
@@ -47,6 +49,12 @@ class TrainingState:
     best_epoch: int = 0
     audio_seconds: float = 0.0  # training audio processed so far
     train_seconds: float = 0.0  # wall time spent in the training loop
+    warmup_seconds: float = 0.0  # train_seconds when lr warm-up ended: a time budget's decay starts there
+
+    @property
+    def latest_epoch(self) -> int:
+        """The epoch (from 1) of the latest step: one a time budget stopped within, or the last completed."""
+        return self.epoch + (self.epoch_batches > 0)
 
 
 def train(
@@ -95,19 +103,36 @@ def train(
                 trainer.model, device_ids=[compute_device.index] if compute_device.type == "cuda" else None
             )
 
+        # Every rank resumed from the same last.pt, so all agree whether its budget is used up.
+        out_of_time = bool(cfg.train.max_train_seconds) and state.train_seconds >= cfg.train.max_train_seconds
         for epoch in range(state.epoch, cfg.train.epochs):
-            train_one_epoch(epoch, trainer, state, data, cfg=cfg, run=run, vocab=vocab, log=log,
-                            last_path=exp_dir / "last.pt", steps_per_epoch=steps_per_epoch, show_progress=progress)
+            if out_of_time:
+                break
+            out_of_time = train_one_epoch(
+                epoch, trainer, state, data, cfg=cfg, run=run, vocab=vocab, log=log, last_path=exp_dir / "last.pt",
+                steps_per_epoch=steps_per_epoch, show_progress=progress,
+            )
             # Dev scoring and checkpoints happen on rank 0; other ranks wait at the barrier.
             if main_process:
                 end_of_epoch(trainer, state, data.dev_utterances, cfg, vocab, log, exp_dir)
             if world > 1:
                 dist.barrier()
 
+        _log_end(log, state, cfg, "time budget" if out_of_time else "epochs", main_process)
         log.plot_curves(exp_dir / "curves.png")
         if started_group:
             dist.destroy_process_group()
     return state
+
+
+def _log_end(log: TrainingLog, state: TrainingState, cfg: ExperimentConfig, reason: str, main_process: bool) -> None:
+    """The last row of metrics.jsonl: why the run stopped ("epochs" or "time budget") and where."""
+    log.write({"kind": "end", "reason": reason, "epoch": state.latest_epoch, "step": state.step,
+               "train_seconds": state.train_seconds, "audio_seconds": state.audio_seconds})
+    if main_process and reason == "time budget":
+        print(f"time budget used: {state.train_seconds:.1f} s of training (train.max_train_seconds = "
+              f"{cfg.train.max_train_seconds:g}); stopped at step {state.step}, epoch {state.latest_epoch}",
+              flush=True)
 
 
 def _rank_device(device: torch.device, local_rank: int, world: int) -> torch.device:
@@ -206,36 +231,14 @@ def save_last(path: Path, trainer: Trainer, cfg: ExperimentConfig, vocab: Vocabu
     )
 
 
-@dataclass
-class _LogWindow:
-    """The micro-batches since the last train row.
-
-    The loss is summed on the device and read at log time only: a .item() per step would
-    make the host wait for the GPU at every step.
-    """
-
-    loss: torch.Tensor  # () on the training device
-    start: float  # time.perf_counter() when the window opened
-    batches: int = 0
-    audio_seconds: float = 0.0
-
-    @classmethod
-    def open(cls, device: torch.device, start: float) -> _LogWindow:
-        return cls(torch.zeros((), device=device), start)
-
-    def add(self, loss: torch.Tensor, audio_seconds: float) -> None:
-        self.loss += loss.detach()
-        self.batches += 1
-        self.audio_seconds += audio_seconds
-
-
 def train_one_epoch(
     epoch: int, trainer: Trainer, state: TrainingState, data: TrainingData, *, cfg: ExperimentConfig,
     run: WorldSchedule, vocab: Vocabulary, log: TrainingLog, last_path: Path, steps_per_epoch: int,
     show_progress: bool,
-) -> None:
+) -> bool:
     """Epoch ``epoch`` (from 0), or what a resumed run has left of it: this rank's batches, an
-    optimizer step every ``run.grad_accum`` of them, train rows and mid-epoch checkpoints."""
+    optimizer step every ``run.grad_accum`` of them, train rows and mid-epoch checkpoints.
+    Whether the run's time budget is used up (then the epoch may have stopped early)."""
     main_process = trainer.rank == 0
     data.sampler.set_epoch(epoch)
     skip = state.epoch_batches  # batches this epoch already did before a resume
@@ -247,10 +250,11 @@ def train_one_epoch(
         unit="step", disable=not (show_progress and main_process),
     )
     started = time.perf_counter()
-    window = _LogWindow.open(trainer.device, started)
+    window = LogWindow.open(trainer.device, started)
     trainer.optimizer.zero_grad(set_to_none=True)
     batches = 0
     readable = 0
+    out_of_time = stopped_within = False
     for index, batch in enumerate(data.loader, start=skip):
         _note_unreadable(batch.failed, data.unreadable, main_process)
         # Audio seconds are read on the host, before the batch is copied, so the log never waits for the device.
@@ -265,10 +269,13 @@ def train_one_epoch(
         state.audio_seconds += audio
         if not last_micro_batch:
             continue
+        if trainer.budget is not None:  # before the step, which sets the next lr from this time
+            out_of_time = _budget_used(trainer, state, started, run.world_size)
         optimizer_step(trainer, cfg.train.grad_clip)
         state.step += 1
         bar.update(1)
-        if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and index + 1 < epoch_length:
+        if (cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and index + 1 < epoch_length
+                and not out_of_time):  # a budget's stop saves last.pt anyway
             # Mid-epoch: a killed run resumes here, losing at most checkpoint_every steps.
             state.epoch_batches = index + 1
             state.train_seconds += time.perf_counter() - started
@@ -277,22 +284,40 @@ def train_one_epoch(
                 save_last(last_path, trainer, cfg, vocab, state)
             if run.world_size > 1:
                 dist.barrier()
-        if state.step % cfg.train.log_every == 0 or index + 1 == epoch_length:
+        if state.step % cfg.train.log_every == 0 or index + 1 == epoch_length or out_of_time:
             now = time.perf_counter()
-            row = _train_row(epoch, state, trainer, window, now)
+            row = window.row(epoch, state.step, trainer.scheduler.get_last_lr()[0], trainer.device, now)
             log.write(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2e}",
                             speed=f"{row['audio_seconds_per_second']:.0f}x")
-            window = _LogWindow.open(trainer.device, now)
+            window = LogWindow.open(trainer.device, now)
+        if out_of_time:
+            stopped_within = index + 1 < epoch_length
+            state.epoch_batches = index + 1
+            break
     bar.close()
     if batches:
         _check_some_readable(readable, epoch, data.unreadable, trainer.device, run.world_size)
     state.train_seconds += time.perf_counter() - started
-    state.epoch = epoch + 1
-    state.epoch_batches = 0
+    if not stopped_within:  # else last.pt resumes within the epoch, as from a mid-epoch save
+        state.epoch = epoch + 1
+        state.epoch_batches = 0
     if data.unreadable and main_process:
         print(f"asr: warning: {len(data.unreadable)} training utterance(s) could not be read and were left out",
               file=sys.stderr, flush=True)
+    return out_of_time
+
+
+def _budget_used(trainer: Trainer, state: TrainingState, started: float, world: int) -> bool:
+    """Before an optimizer step under a time budget: set the clock the lr follows to the training
+    seconds so far (rank 0's, on every rank) and say whether they reach the budget, so that every
+    rank stops after this step."""
+    budget = trainer.budget
+    budget.elapsed = rank0_seconds(state.train_seconds + time.perf_counter() - started, trainer.device, world)
+    if state.step + 1 == budget.warmup_steps:  # this step ends warm-up: the decay's clock starts now
+        state.warmup_seconds = budget.elapsed
+    budget.warmup_end = state.warmup_seconds
+    return budget.elapsed >= budget.seconds
 
 
 def _note_unreadable(failed: list[tuple[int, str]], unreadable: dict[int, str], main_process: bool) -> None:
@@ -301,17 +326,6 @@ def _note_unreadable(failed: list[tuple[int, str]], unreadable: dict[int, str], 
         if utterance not in unreadable and main_process:
             print(f"asr: warning: {error}; utterance left out of training", file=sys.stderr, flush=True)
         unreadable[utterance] = error
-
-
-def _train_row(epoch: int, state: TrainingState, trainer: Trainer, window: _LogWindow, now: float) -> dict:
-    row = {
-        "kind": "train", "epoch": epoch + 1, "step": state.step,
-        "loss": window.loss.item() / window.batches, "lr": trainer.scheduler.get_last_lr()[0],
-        "audio_seconds_per_second": window.audio_seconds / (now - window.start),
-    }
-    if trainer.device.type == "cuda":
-        row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2**30
-    return row
 
 
 def _check_some_readable(readable: int, epoch: int, unreadable: dict[int, str], device: torch.device,
@@ -327,19 +341,20 @@ def _check_some_readable(readable: int, epoch: int, unreadable: dict[int, str], 
 
 def end_of_epoch(trainer: Trainer, state: TrainingState, dev_utts: list[Utterance], cfg: ExperimentConfig,
                  vocab: Vocabulary, log: TrainingLog, exp_dir: Path) -> None:
-    """Rank 0's work after an epoch: the dev score, then best.pt (if it improved), epoch-N.pt
-    (if kept), last.pt and a line of progress."""
+    """Rank 0's work after an epoch (or where a time budget stopped one): the dev score, then
+    best.pt (if it improved), epoch-N.pt (if kept), last.pt and a line of progress."""
+    epoch = state.latest_epoch
     wer, cer, scored = _score_dev(trainer.model, cfg, vocab, dev_utts)
-    log.write({"kind": "dev", "epoch": state.epoch, "step": state.step, "wer": wer, "cer": cer,
+    log.write({"kind": "dev", "epoch": epoch, "step": state.step, "wer": wer, "cer": cer,
                "utterances": len(scored)})
     improved = not dev_utts or (bool(scored) and wer < state.best_wer)
     if improved:
         state.best_wer = wer if dev_utts else math.inf
-        state.best_epoch = state.epoch
+        state.best_epoch = epoch
         save_checkpoint(exp_dir / "best.pt", trainer.model, cfg, vocab, state=asdict(state))
     if cfg.train.keep_epochs:
-        save_checkpoint(exp_dir / f"epoch-{state.epoch}.pt", trainer.model, cfg, vocab, state=asdict(state))
-        stale = exp_dir / f"epoch-{state.epoch - cfg.train.keep_epochs}.pt"
+        save_checkpoint(exp_dir / f"epoch-{epoch}.pt", trainer.model, cfg, vocab, state=asdict(state))
+        stale = exp_dir / f"epoch-{epoch - cfg.train.keep_epochs}.pt"
         stale.unlink(missing_ok=True)
     save_last(exp_dir / "last.pt", trainer, cfg, vocab, state)
     if not dev_utts:
@@ -350,7 +365,7 @@ def end_of_epoch(trainer: Trainer, state: TrainingState, dev_utts: list[Utteranc
         partial = f" on {len(scored)} of {len(dev_utts)} utterances" if len(scored) < len(dev_utts) else ""
         scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% "
                   f"at epoch {state.best_epoch})")
-    print(f"epoch {state.epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
+    print(f"epoch {epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
           flush=True)
 
 

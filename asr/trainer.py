@@ -1,5 +1,6 @@
-"""The model and what updates it: AdamW with warm-up and cosine decay, a gradient scaler,
-autocast on CUDA; one micro-batch's forward and backward pass, and the optimizer step.
+"""The model and what updates it: AdamW with warm-up and cosine decay (over the run's steps,
+or over its time budget), a gradient scaler, autocast on CUDA; one micro-batch's forward and
+backward pass, and the optimizer step.
 
 :mod:`asr.train` builds a :class:`Trainer` once per run and drives it batch by batch.
 """
@@ -11,6 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from asr.config import ExperimentConfig
@@ -32,6 +34,7 @@ class Trainer:
     device: torch.device
     amp_dtype: torch.dtype | None  # autocast's, or None for full precision
     rank: int
+    budget: TimeBudget | None = None  # the clock the lr follows under ``train.max_train_seconds``
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
@@ -62,19 +65,60 @@ def _lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@dataclass
+class TimeBudget:
+    """A run trained for ``seconds`` of training-loop time (``train.max_train_seconds``): the
+    clock its learning rate follows. The loop sets ``elapsed`` before every optimizer step and
+    ``warmup_end`` once warm-up is over, both rank 0's on every rank."""
+
+    seconds: float  # the budget
+    warmup_steps: int
+    final_ratio: float
+    elapsed: float = 0.0  # training-loop seconds so far, resumed runs included
+    warmup_end: float = 0.0  # training-loop seconds when warm-up ended
+
+    def lr_factor(self, step: int) -> float:
+        """The lr factor after ``step`` optimizer steps: the linear warm-up over steps, as without
+        a budget, then cosine decay over the time left after warm-up, ``(elapsed - warmup_end) /
+        (seconds - warmup_end)`` of the way from 1 to ``final_ratio`` (held there if the run
+        overruns). The decay starts where warm-up ended, so the lr does not jump there."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (self.elapsed - self.warmup_end) / max(self.seconds - self.warmup_end, 1e-9)
+        progress = min(1.0, max(0.0, progress))
+        return self.final_ratio + (1 - self.final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def rank0_seconds(seconds: float, device: torch.device, world: int) -> float:
+    """Rank 0's ``seconds`` on every rank, so that a time budget changes the lr and stops the
+    run at the same step everywhere; free on one process, a broadcast (which waits for the
+    device) on several."""
+    if world == 1:
+        return seconds
+    clock = torch.tensor([seconds], dtype=torch.float64, device=device)  # NCCL broadcasts only GPU tensors
+    dist.broadcast(clock, src=0)
+    return clock.item()
+
+
 def build_trainer(model: AcousticModel, cfg: ExperimentConfig, run: WorldSchedule, device: torch.device, rank: int, *,
                   total_steps: int) -> Trainer:
     """``model`` (on ``device``) with a new optimizer, learning rate schedule and gradient
-    scaler; ``total_steps`` fixes the cosine schedule's length."""
+    scaler; ``total_steps`` fixes the cosine schedule's length, unless ``train.max_train_seconds``
+    sets a time budget, whose :class:`TimeBudget` then drives the decay."""
     # The fused AdamW takes the gradient scaler's inf check on the GPU, without a host sync.
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=cfg.train.weight_decay, fused=fused)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr_factor(s, run.warmup_steps, total_steps, cfg.train.final_lr_ratio)
-    )
+    budget = None
+    if cfg.train.max_train_seconds:
+        budget = TimeBudget(cfg.train.max_train_seconds, run.warmup_steps, cfg.train.final_lr_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: budget.lr_factor(s))
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: _lr_factor(s, run.warmup_steps, total_steps, cfg.train.final_lr_ratio)
+        )
     dtype = amp_dtype(cfg.train.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=needs_loss_scaling(dtype))
-    return Trainer(model, model, optimizer, scheduler, scaler, device, dtype, rank)
+    return Trainer(model, model, optimizer, scheduler, scaler, device, dtype, rank, budget)
 
 
 def forward_backward(trainer: Trainer, batch: Batch, cfg: ExperimentConfig, blank: int, grad_accum: int, *,

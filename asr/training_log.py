@@ -1,11 +1,15 @@
 """The record a training run keeps in its experiment folder: ``metrics.jsonl`` (one JSON row
-per log step or dev score), the same rows as TensorBoard scalars, and ``curves.png``.
+per log step or dev score, and an "end" row saying why the run stopped), the same rows as
+TensorBoard scalars, and ``curves.png``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 
 class TrainingLog:
@@ -36,14 +40,16 @@ class TrainingLog:
 
     def drop_after(self, step: int) -> None:
         """Forget the rows a killed run logged after the checkpoint it resumes from (the resumed
-        run logs those steps again), and a last row the kill cut short."""
+        run logs those steps again), a last row the kill cut short, and the "end" row of a run
+        that stopped (the resumed run writes its own)."""
         if not self.enabled or not self.path.exists():
             return
         lines = self.path.read_text().splitlines()
         kept = []
         for line in lines:
             try:
-                if json.loads(line)["step"] <= step:
+                row = json.loads(line)
+                if row["step"] <= step and row["kind"] != "end":
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
                 pass
@@ -56,7 +62,7 @@ class TrainingLog:
             self._board.open(self.exp_dir, start_step)
 
     def write(self, row: dict) -> None:
-        """Append ``row`` ({"kind": "train" or "dev", "epoch", "step", values...})."""
+        """Append ``row`` ({"kind": "train", "dev" or "end", "epoch", "step", values...})."""
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -107,10 +113,43 @@ class _TensorBoard:
     def add(self, row: dict) -> None:
         if self._writer is not None:
             for name, value in row.items():
-                if name not in ("kind", "epoch", "step"):
+                if name not in ("kind", "epoch", "step") and not isinstance(value, str):  # an end row's reason
                     self._writer.add_scalar(f"{row['kind']}/{name}", value, row["step"])
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+@dataclass
+class LogWindow:
+    """The micro-batches since the last train row.
+
+    The loss is summed on the device and read at log time only: a .item() per step would
+    make the host wait for the GPU at every step.
+    """
+
+    loss: torch.Tensor  # () on the training device
+    start: float  # time.perf_counter() when the window opened
+    batches: int = 0
+    audio_seconds: float = 0.0
+
+    @classmethod
+    def open(cls, device: torch.device, start: float) -> LogWindow:
+        return cls(torch.zeros((), device=device), start)
+
+    def add(self, loss: torch.Tensor, audio_seconds: float) -> None:
+        self.loss += loss.detach()
+        self.batches += 1
+        self.audio_seconds += audio_seconds
+
+    def row(self, epoch: int, step: int, lr: float, device: torch.device, now: float) -> dict:
+        """The train row of epoch ``epoch`` (from 0) that closes the window at optimizer step ``step``."""
+        row = {
+            "kind": "train", "epoch": epoch + 1, "step": step, "loss": self.loss.item() / self.batches, "lr": lr,
+            "audio_seconds_per_second": self.audio_seconds / (now - self.start),
+        }
+        if device.type == "cuda":
+            row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        return row

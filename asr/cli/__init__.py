@@ -30,7 +30,8 @@ PARSER_BUILDERS = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Small BiLSTM-CTC speech recognition toolkit "
-                                     "(GRU and vanilla RNN cells, uni- or bidirectional, as options).")
+                                     "(GRU and vanilla RNN cells, uni- or bidirectional, and Transformer and "
+                                     "Conformer encoders as options).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in PARSER_BUILDERS:

@@ -51,7 +51,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     utterances = decoded.decoded(utterances)
     if not utterances:
         return fail(f"{args.manifest}: no utterance's audio could be read ({len(skipped)} failed)", EXIT_PARTIAL_FAILURE)
-    result = score(utterances, decoded.texts, skipped)
+    result = score(utterances, decoded.texts, skipped, audio_seconds=decoded.audio_seconds,
+                   decode_seconds=decoded.seconds)
     # The score is printed first: a write that fails after all costs no result.
     if args.json:
         print(json.dumps({**result.summary(), "decoding": _settings(decoding), "output_dir": str(out_dir)}),

@@ -1,4 +1,4 @@
-"""Short and long test sets for comparing recurrent cells (compare_cells.sh, stage 2).
+"""Short and long test sets for comparing acoustic models (compare_models.sh, stage 2).
 
     python recipes/synthetic/local/length_sets.py TEST_MANIFEST OUT_DIR
 
