@@ -10,7 +10,7 @@ import functools
 import math
 from dataclasses import dataclass
 
-import librosa
+import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE
@@ -61,11 +61,43 @@ def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+# The Slaney mel scale (Auditory Toolbox; librosa's default): linear below 1 kHz, 200/3 Hz a
+# mel, logarithmic above, 27 mels per factor 6.4.
+_MEL_HZ, _LOG_FROM_HZ, _LOG_STEP = 200.0 / 3, 1000.0, math.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    linear = hz / _MEL_HZ
+    return np.where(hz >= _LOG_FROM_HZ, _LOG_FROM_HZ / _MEL_HZ + np.log(np.maximum(hz, 1e-10) / _LOG_FROM_HZ) / _LOG_STEP,
+                    linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    log_from = _LOG_FROM_HZ / _MEL_HZ
+    return np.where(mel >= log_from, _LOG_FROM_HZ * np.exp(_LOG_STEP * (mel - log_from)), _MEL_HZ * mel)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) float32 triangular filters on the Slaney mel scale, each scaled
+    to unit area (Slaney normalisation): what ``librosa.filters.mel`` returns with its defaults,
+    computed the same way (tests/test_features.py checks them equal), without importing librosa,
+    whose import costs a command-line run about a second."""
+    fmax = sample_rate / 2 if fmax is None else fmax
+    fft_hz = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.float64(fmin)), _hz_to_mel(np.float64(fmax)), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, fft_hz)
+    weights = np.zeros((n_mels, len(fft_hz)), dtype=np.float32)
+    for i in range(n_mels):
+        rising, falling = -ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]
+        weights[i] = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, None]
+    return weights
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_filterbank(cfg: FeatureConfig, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    fb = librosa.filters.mel(
-        sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
-    )  # (n_mels, n_fft // 2 + 1), Slaney-normalised like librosa.feature.melspectrogram
+    fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)  # (n_mels, n_fft // 2 + 1)
     return torch.from_numpy(fb).to(device=device, dtype=dtype)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio, stream_audio
+from asr.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio, resample, stream_audio
 from asr.cli import main
 from asr.transcribe import find_inputs
 from asr.validate import validate_manifests
@@ -73,6 +73,17 @@ def _resampled(mono: np.ndarray, rate: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+
+
+@pytest.mark.parametrize(("size", "rate"), [(16001, 44100), (4410, 44100), (8000, 8000), (12345, 32000), (1, 48000)])
+def test_resample_gives_librosas_samples(size: int, rate: int) -> None:
+    """asr resamples with soxr itself (importing librosa costs start-up time); the samples and
+    their number must stay librosa.resample's, which models were trained on."""
+    librosa = pytest.importorskip("librosa")
+    samples = np.random.default_rng(size).standard_normal(size).astype(np.float32)
+    expected = librosa.resample(samples, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+    got = resample(samples, rate, SAMPLE_RATE)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
 
 
 @pytest.mark.parametrize("spec", FORMATS, ids=[f[0] for f in FORMATS])

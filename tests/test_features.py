@@ -1,9 +1,10 @@
 import librosa
 import numpy as np
+import pytest
 import torch
 
 from asr.audio import load_audio
-from asr.features import FeatureConfig, SpecAugmentConfig, feature_stats, log_mel, spec_augment
+from asr.features import FeatureConfig, SpecAugmentConfig, feature_stats, log_mel, mel_filterbank, spec_augment
 
 
 def _speechlike(seconds: float, seed: int) -> np.ndarray:
@@ -56,3 +57,12 @@ def test_spec_augment_masks_and_keeps_input():
     assert 0.0 < zeroed < 0.5
     # A frequency mask zeroes whole bins across all frames of an utterance.
     assert ((out == 0).all(dim=1)).any()
+
+
+@pytest.mark.parametrize(("n_fft", "n_mels", "fmin", "fmax"), [(512, 80, 0.0, None), (400, 64, 20.0, 7600.0),
+                                                               (1024, 128, 0.0, 4000.0)])
+def test_mel_filterbank_is_librosas_to_the_bit(n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> None:
+    """asr computes the filterbank itself (importing librosa costs start-up time); it must
+    stay librosa's, or every model trained before would see other features."""
+    ours = mel_filterbank(16000, n_fft, n_mels, fmin, fmax)
+    assert np.array_equal(ours, librosa.filters.mel(sr=16000, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
