@@ -97,11 +97,35 @@ def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -
             dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                           "log_probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}},
         )
-    graph = onnx.load(str(out_path))
-    for key, value in (("asr_vocab", list(loaded.vocab.tokens)), ("asr_config", loaded.config.to_dict())):
+    _set_metadata(onnx, out_path, {"asr_vocab": list(loaded.vocab.tokens), "asr_config": loaded.config.to_dict()})
+    return out_path
+
+
+def _set_metadata(onnx, path: Path, values: dict) -> None:
+    graph = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in graph.metadata_props if p.key not in values]
+    del graph.metadata_props[:]
+    for key, value in [*kept, *((k, json.dumps(v)) for k, v in values.items())]:
         entry = graph.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(graph, str(out_path))
+        entry.key, entry.value = key, value
+    onnx.save(graph, str(path))
+
+
+def quantize_onnx_int8(float_path: str | Path, out_path: str | Path) -> Path:
+    """Write an int8 copy of an exported model: ONNX Runtime's dynamic quantisation (int8
+    weights of its MatMul, Gemm and LSTM/GRU nodes, activations quantised per run), with the
+    asr metadata and ``asr_compute_type = "int8"``."""
+    onnx = _require("onnx")
+    _require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    float_path, out_path = Path(float_path), Path(out_path)
+    metadata = {p.key: json.loads(p.value) for p in onnx.load(str(float_path)).metadata_props
+                if p.key in ("asr_vocab", "asr_config")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(str(float_path), str(out_path), weight_type=QuantType.QInt8)
+    _set_metadata(onnx, out_path, {**metadata, "asr_compute_type": "int8"})
     return out_path
 
 
@@ -127,6 +151,7 @@ class OnnxModel:
         if names != (list(INPUTS), list(OUTPUTS)):
             raise OnnxModelError(f"{path}: inputs {names[0]} and outputs {names[1]} are not those 'asr export' "
                                  f"writes ({list(INPUTS)} -> {list(OUTPUTS)})")
+        self.int8 = meta.get("asr_compute_type") == '"int8"'  # from quantize_onnx_int8
         try:
             self.vocab = Vocabulary(tuple(json.loads(meta["asr_vocab"])))
             self.config = ExperimentConfig.from_dict(json.loads(meta["asr_config"]), source=f"{path} metadata")

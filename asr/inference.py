@@ -3,10 +3,12 @@ to log-probabilities."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from asr.config import ExperimentConfig
 from asr.errors import UserError
@@ -59,17 +61,46 @@ def pad_waves(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths
 
 
-def load_recognizer(path: str | Path, device: str = "auto") -> Recognizer:
+COMPUTE_TYPES = ("float32", "int8")
+# The layers dynamic int8 quantisation replaces (torch.ao): their weights are stored as int8
+# and each batch's activations are quantised on the fly. nn.RNN (the tanh cell), the
+# convolutions, LayerNorms and attention's own matrix products stay float32.
+INT8_LAYERS = {nn.Linear, nn.LSTM, nn.GRU}
+
+
+def quantize_int8(model: AcousticModel) -> AcousticModel:
+    """A copy of ``model`` (on the CPU, in eval mode) with dynamic int8 linear and LSTM/GRU layers."""
+    model = model.cpu().eval().set_layout("split")
+    with warnings.catch_warnings():  # torch.ao's notice that its quantisation is moving to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, INT8_LAYERS, dtype=torch.qint8)
+
+
+def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = "float32") -> Recognizer:
     """A checkpoint (``.pt``) on ``device``, or a model from ``asr export`` (``.onnx``), which
-    runs on the CPU."""
+    runs on the CPU. ``compute_type = "int8"`` runs a checkpoint's linear and recurrent layers
+    in dynamic int8 on the CPU; an ONNX model runs as it was exported (``asr export
+    --compute-type int8`` quantises one)."""
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
     if Path(path).suffix == ".onnx":
         if device not in ("auto", "cpu"):
             raise DeviceError(f"ONNX models run on the CPU here; use the cpu device, or the .pt checkpoint for {device}")
         from asr.export import OnnxModel  # onnxruntime loads only for an ONNX model
 
-        return OnnxModel(path)
+        model = OnnxModel(path)
+        if compute_type == "int8" and not model.int8:
+            raise DeviceError(f"{path} holds float32 weights: make an int8 model with asr export --compute-type int8, "
+                              "or run this one with --compute-type float32")
+        return model
     from asr.checkpoint import load_model  # the checkpoint module builds on this one
 
+    if compute_type == "int8":
+        if device not in ("auto", "cpu"):
+            raise DeviceError(f"int8 runs on the CPU; use the cpu device, or --compute-type float32 on {device}")
+        loaded = load_model(path, "cpu")
+        loaded.model = quantize_int8(loaded.model)
+        return loaded
     return load_model(path, resolve_device(device))
 
 
@@ -78,6 +109,6 @@ def log_probs(
     model: AcousticModel, features: FeatureConfig, waves: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the model's device."""
-    device = next(model.parameters()).device
+    device = model.feat_mean.device  # a buffer: int8 layers hold their weights outside parameters()
     feats, feat_lengths = log_mel(waves.to(device), lengths.to(device), features)
     return model(feats, feat_lengths)

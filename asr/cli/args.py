@@ -55,11 +55,16 @@ def check_writable(folder: Path) -> None:
         pass
 
 
-def add_model_args(parser: argparse.ArgumentParser, onnx: bool) -> None:
-    """--model and --device: a checkpoint (or, with ``onnx``, an exported model) to run."""
+def add_model_args(parser: argparse.ArgumentParser, onnx: bool, compute_type: bool = False) -> None:
+    """--model and --device: a checkpoint (or, with ``onnx``, an exported model) to run; with
+    ``compute_type``, --compute-type too."""
     parser.add_argument("--model", required=True,
                         help="checkpoint (.pt)" + (" or model from asr export (.onnx, runs on the CPU)" if onnx else ""))
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    if compute_type:
+        parser.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
+                            help="int8: a checkpoint's linear and LSTM/GRU layers in dynamic int8, on the CPU "
+                                 "(an ONNX model runs as exported: asr export --compute-type int8)")
 
 
 def add_decoder_args(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from asr.cli.args import EXIT_PARTIAL_FAILURE, add_decoder_args, add_model_args,
 
 def add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="decode a manifest and print WER/CER")
-    add_model_args(p, onnx=True)
+    add_model_args(p, onnx=True, compute_type=True)
     add_decoder_args(p)
     p.add_argument("--manifest", required=True)
     p.add_argument("--out-dir", help="where to write per-utterance and trn files")
@@ -33,7 +33,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from asr.evaluate import decode_utterances, format_summary, score, write_reports
     from asr.inference import load_recognizer
 
-    recognizer = load_recognizer(args.model, args.device)
+    recognizer = load_recognizer(args.model, args.device, args.compute_type)
     utterances = read_manifest(args.manifest)
     if not utterances:
         return fail(f"{args.manifest}: manifest has no utterances")
@@ -71,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def add_transcribe(sub) -> None:
     p = sub.add_parser("transcribe", help="transcribe audio files, folders or globs of any length (txt, json, srt, vtt)")
-    add_model_args(p, onnx=True)
+    add_model_args(p, onnx=True, compute_type=True)
     add_decoder_args(p)
     p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders (searched recursively) or glob patterns")
     p.add_argument("--format", default="txt", choices=("txt", "json", "srt", "vtt", "all"),
@@ -101,7 +101,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         options = TranscribeOptions(window_seconds=args.window, overlap_seconds=args.overlap)
     except ValueError as err:
         return fail(f"transcribe: {err}")
-    recognizer = load_recognizer(args.model, args.device)
+    recognizer = load_recognizer(args.model, args.device, args.compute_type)
     search, _ = decoder(args, recognizer.vocab)
     inputs, missing = find_inputs(args.audio)
     for line in missing:
