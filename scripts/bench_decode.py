@@ -78,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lm", help="word n-gram LM (ARPA, or KenLM binary) for the LM decoders")
     p.add_argument("--alpha", type=float, help="LM weight (default: tuned for the checkpoint and LM, else 0.5)")
     p.add_argument("--beta", type=float, help="word bonus (default: tuned, else 1.0)")
-    p.add_argument("--beam-width", type=int, default=16)
+    p.add_argument("--beam-width", default="16", metavar="N[,N...]",
+                   help="beam width, or several (16,64,256): every beam decoder runs at each (default 16)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for torch, numba and BLAS (default 1)")
     p.add_argument("--limit", type=int, help="benchmark only the first N utterances")
     p.add_argument("--decoders", help="comma-separated subset of: " + ", ".join(DECODERS))
@@ -87,7 +88,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--model needs --manifest and --save-logprobs")
     if not args.model and not args.logprobs:
         p.error("give a log-probs file, or --model, --manifest and --save-logprobs to make one")
-    if args.threads < 1 or args.beam_width < 1:
+    try:
+        args.beam_widths = [int(w) for w in args.beam_width.split(",")]
+    except ValueError:
+        p.error(f"--beam-width takes whole numbers separated by commas, got {args.beam_width!r}")
+    if args.threads < 1 or min(args.beam_widths) < 1:
         p.error("--threads and --beam-width must be at least 1")
     return args
 
@@ -155,6 +160,49 @@ def flashlight_lexicon_free(ctx: dict, with_lm: bool = False) -> Decode:
     return decode
 
 
+def flashlight_lexicon(ctx: dict) -> Decode:
+    """flashlight-text's lexicon decoder with its C++ KenLM: what torchaudio's ``ctc_decoder``
+    wraps. The lexicon is the LM's words that the vocabulary can spell, each spelled letter by
+    letter; the space token is flashlight's silence, between words. flashlight weighs KenLM's
+    log10 scores, so ``lm_weight`` is alpha x ln 10 (asr's alpha is per natural-log unit);
+    ``word_score`` is beta. Unlike asr's beam, it can emit only lexicon words."""
+    from flashlight.lib.text.decoder import (
+        CriterionType, KenLM, LexiconDecoder, LexiconDecoderOptions, SmearingMode, Trie,
+    )
+    from flashlight.lib.text.dictionary import Dictionary
+
+    from asr.lm import NGramLM
+
+    vocab = ctx["vocab"]
+    ngram = NGramLM(ctx["lm"])
+    lower = ngram.word_case(vocab) == "lower"
+    words = sorted(ngram.spellable_words(vocab))
+    word_dict = Dictionary()
+    for word in ["<unk>", *words]:
+        word_dict.add_entry(word.lower() if lower else word)
+    lm = KenLM(str(ctx["lm"]), word_dict)
+    trie = Trie(len(vocab), vocab.space)
+    start = lm.start(False)
+    for index, word in enumerate(words, start=1):
+        _, score = lm.score(start, index)
+        trie.insert(vocab.encode(word) + [vocab.space], index, score)
+    trie.smear(SmearingMode.MAX)
+    options = LexiconDecoderOptions(
+        beam_size=ctx["beam_width"], beam_size_token=len(vocab), beam_threshold=-PRUNE,
+        lm_weight=ctx["alpha"] * math.log(10), word_score=ctx["beta"], unk_score=-math.inf, sil_score=0.0,
+        log_add=False, criterion_type=CriterionType.CTC,
+    )
+    decoder = LexiconDecoder(options, trie, lm, vocab.space, vocab.blank, 0, [], False)
+
+    def decode(lp: np.ndarray) -> str:
+        lp = np.ascontiguousarray(lp, dtype=np.float32)
+        best = decoder.decode(lp.ctypes.data, lp.shape[0], lp.shape[1])[0]
+        return " ".join(words[i - 1] for i in best.words if i > 0)
+
+    decode.keep = (lm, trie, word_dict)  # the C++ decoder does not own them
+    return decode
+
+
 def _flashlight_word_lm(ctx: dict):
     """asr's word-LM fusion as a flashlight LM: weighted scores at word ends, and a
     provisional penalty while a partial word is no prefix of an LM word (as asr)."""
@@ -219,6 +267,7 @@ DECODERS: dict[str, tuple[str, Callable[[dict], Decode], bool]] = {
     "pyctcdecode-lm": ("pyctcdecode + LM", lambda ctx: pyctcdecode_beam(ctx, True), True),
     "flashlight": ("flashlight lexicon-free, no LM", flashlight_lexicon_free, False),
     "flashlight-lm": ("flashlight lexicon-free + LM (Python LM)", lambda ctx: flashlight_lexicon_free(ctx, True), True),
+    "flashlight-lexicon": ("flashlight lexicon + KenLM (C++)", flashlight_lexicon, True),
 }
 
 
@@ -298,11 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     alpha, beta = args.alpha, args.beta
     if args.lm and (alpha is None or beta is None) and data.get("checkpoint"):
         config, note = decoding_config(data["checkpoint"], lm=args.lm, alpha=alpha, beta=beta,
-                                       beam_width=args.beam_width)
+                                       beam_width=args.beam_widths[0])
         alpha, beta = config.alpha, config.beta
         print(f"bench_decode: {note}", file=sys.stderr)
     ctx = {"vocab": vocab, "lm": args.lm, "alpha": alpha if alpha is not None else 0.5,
-           "beta": beta if beta is not None else 1.0, "beam_width": args.beam_width}
+           "beta": beta if beta is not None else 1.0}
     names = args.decoders.split(",") if args.decoders else list(DECODERS)
     unknown = set(names) - set(DECODERS)
     if unknown:
@@ -315,8 +364,14 @@ def main(argv: list[str] | None = None) -> int:
           f"beam width {args.beam_width}; LM {args.lm or 'none'}"
           + (f" (alpha {ctx['alpha']:g}, beta {ctx['beta']:g})" if args.lm else "")
           + f"; {args.threads} thread(s); {platform.machine()}, Python {platform.python_version()}")
-    header = ["decoder", "setup s", "utt/s", "RTF", "WER %", "CER %", "note"]
-    rows = [run(name, ctx, log_probs, references, audio_seconds) for name in names]
+    header = ["decoder", "beam", "setup s", "utt/s", "RTF", "WER %", "CER %", "note"]
+    rows = []
+    for width in args.beam_widths:
+        for name in names:
+            if name == "greedy" and width != args.beam_widths[0]:
+                continue  # no beam: once
+            row = run(name, {**ctx, "beam_width": width}, log_probs, references, audio_seconds)
+            rows.append([row[0], "—" if name == "greedy" else str(width), *row[1:]])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
