@@ -12,7 +12,9 @@ than real time). asr's run is repeated ``--repeats`` times (default 3) and its m
 reported, with every run's time: on this small VM the same run varies by a second or two,
 a large share of asr's few seconds; pocketsphinx's minutes vary little and run once. WER is computed per set, against the references, after the same text
 normalisation for both recognizers. Inputs are converted to 16 kHz mono 16-bit WAV for
-pocketsphinx beforehand (not timed); asr reads the original files.
+pocketsphinx beforehand (not timed); asr reads the original files. asr runs once per
+``--compute-types`` value (float32 and int8 by default), and the int8 WER is compared with
+float32's.
 
 Then a file of ``--long-minutes`` (default 60) is made by looping test audio with sox and
 transcribed by a fresh ``asr transcribe`` process, whose peak resident memory is measured
@@ -95,10 +97,10 @@ def read_librivox(folder: Path) -> list[Utterance]:
     return utterances
 
 
-def run_asr(model: Path, utterances: list[Utterance]) -> tuple[float, dict[str, str]]:
+def run_asr(model: Path, utterances: list[Utterance], compute_type: str = "float32") -> tuple[float, dict[str, str]]:
     """Wall seconds of one ``asr transcribe`` process over all files, and hypotheses by id."""
     command = [sys.executable, "-m", "asr", "transcribe", "--model", str(model), "--device", "cpu",
-               "--decoder", "greedy", *[str(u.path) for u in utterances]]
+               "--compute-type", compute_type, "--decoder", "greedy", *[str(u.path) for u in utterances]]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -180,6 +182,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help="folder for converted audio (default: a temporary one)")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
     parser.add_argument("--repeats", type=int, default=3, help="asr runs; the median is reported")
+    parser.add_argument("--compute-types", default="float32,int8",
+                        help="asr's --compute-type values to run, comma-separated (default float32,int8)")
     args = parser.parse_args()
 
     if not args.model.is_file():
@@ -205,10 +209,11 @@ def main() -> int:
             sf.write(wav_dir / f"{u.id}.wav", load_audio(u.path), 16_000, subtype="PCM_16", format="WAV")
 
         results = []
-        for name, runner, repeats in (
-            ("asr (greedy, CPU)", lambda: run_asr(args.model, everything), max(1, args.repeats)),
-            ("pocketsphinx 5prealpha (en-us LM)", lambda: run_pocketsphinx(everything, wav_dir), 1),
-        ):
+        compute_types = args.compute_types.split(",")
+        runners = [(f"asr (greedy, CPU, {c})", lambda c=c: run_asr(args.model, everything, c), max(1, args.repeats))
+                   for c in compute_types]
+        runners.append(("pocketsphinx 5prealpha (en-us LM)", lambda: run_pocketsphinx(everything, wav_dir), 1))
+        for name, runner, repeats in runners:
             runs = [runner() for _ in range(repeats)]
             walls = sorted(wall for wall, _ in runs)
             wall, hypotheses = walls[len(walls) // 2], runs[0][1]
@@ -220,20 +225,29 @@ def main() -> int:
         for r in results:
             print(f"{r.recognizer:36} {r.wall_seconds:8.1f} {r.rtf:8.4f} "
                   + " ".join(f"{100 * r.wer[k]:13.2f}%" for k in sets))
-        print(f"asr is {results[1].wall_seconds / results[0].wall_seconds:.1f}x faster than pocketsphinx (goal: 20x)")
+        pocketsphinx = results[-1]
+        for c, r in zip(compute_types, results):
+            goal = "50x" if c == "int8" else "20x"
+            print(f"asr {c} is {pocketsphinx.wall_seconds / r.wall_seconds:.1f}x faster than pocketsphinx (goal: {goal})")
+        if "float32" in compute_types and "int8" in compute_types:
+            f32, i8 = results[compute_types.index("float32")], results[compute_types.index("int8")]
+            print("int8 against float32, WER points: " + ", ".join(
+                f"{k} {100 * (i8.wer[k] - f32.wer[k]):+.2f}" for k in sets) + " (goal: within 0.5)")
 
-        long_result = None
+        long_result = {}
         if args.long_minutes > 0:
             long = make_long_file(sets["synthetic"], args.long_minutes, work)
             seconds = sf.info(long).duration
-            command = [sys.executable, "-m", "asr", "transcribe", "--model", str(args.model), "--device", "cpu",
-                       "--decoder", "greedy", str(long)]
-            wall, peak_mb, code = peak_rss_of(command)
-            long_result = {"audio_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
-                           "rtf": round(wall / seconds, 4), "peak_rss_mb": round(peak_mb), "exit_code": code}
-            verdict = "under" if peak_mb < 2048 else "OVER"
-            print(f"\n{seconds / 60:.1f}-minute file: {wall:.1f} s (RTF {wall / seconds:.4f}), "
-                  f"peak RSS {peak_mb:.0f} MB ({verdict} the 2 GB goal)")
+            for c in compute_types:
+                command = [sys.executable, "-m", "asr", "transcribe", "--model", str(args.model), "--device", "cpu",
+                           "--compute-type", c, "--decoder", "greedy", str(long)]
+                wall, peak_mb, code = peak_rss_of(command)
+                long_result[c] = {"audio_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
+                                  "rtf": round(wall / seconds, 4), "peak_rss_mb": round(peak_mb), "exit_code": code}
+                goal = 600 if c == "int8" else 2048
+                verdict = "under" if peak_mb < goal else "OVER"
+                print(f"\n{seconds / 60:.1f}-minute file, {c}: {wall:.1f} s (RTF {wall / seconds:.4f}), "
+                      f"peak RSS {peak_mb:.0f} MB ({verdict} the {goal} MB goal)")
 
     if args.out:
         threads = os.environ.get("OMP_NUM_THREADS", "default")
