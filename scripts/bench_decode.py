@@ -167,7 +167,12 @@ def flashlight_lexicon(ctx: dict) -> Decode:
     log10 scores, so ``lm_weight`` is alpha x ln 10 (asr's alpha is per natural-log unit);
     ``word_score`` is beta. Unlike asr's beam, it can emit only lexicon words."""
     from flashlight.lib.text.decoder import (
-        CriterionType, KenLM, LexiconDecoder, LexiconDecoderOptions, SmearingMode, Trie,
+        CriterionType,
+        KenLM,
+        LexiconDecoder,
+        LexiconDecoderOptions,
+        SmearingMode,
+        Trie,
     )
     from flashlight.lib.text.dictionary import Dictionary
 
