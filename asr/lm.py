@@ -109,6 +109,26 @@ def read_binary_words(path: Path) -> frozenset[str] | None:
     return frozenset(w.decode("utf-8", errors="replace") for w in words[1:]) - _SPECIAL_WORDS
 
 
+# ARPA files up to this many n-grams are compiled for beam search (asr/beam/ngram.py): parsing
+# them takes seconds once (then a cache file beside them loads in a fraction of one) and the
+# tables take about 70 bytes an n-gram. Larger files are scored through KenLM.
+COMPILE_MAX_NGRAMS = 5_000_000
+
+
+def arpa_counts(path: Path) -> list[int]:
+    """The n-gram counts of an ARPA file's ``\\data\\`` header, lowest order first."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    counts = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                counts.append(int(line.split("=", 1)[1]))
+            elif line.startswith("\\") and line != "\\data\\":
+                break
+    return counts
+
+
 def _is_arpa(path: Path) -> bool:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -144,6 +164,18 @@ class NGramLM:
         self.words: frozenset[str] | None = (read_arpa_unigrams(self.path) if _is_arpa(self.path)
                                              else read_binary_words(self.path))
         self._kenlm = kenlm
+
+    def compiled(self) -> Any:
+        """The LM as :class:`asr.beam.ngram.CompiledLM` tables, for an ARPA file of at most
+        :data:`COMPILE_MAX_NGRAMS` n-grams (made on first use, then cached beside it), or
+        ``None``: a KenLM binary, or an ARPA file too large to parse in Python, is scored
+        through KenLM."""
+        if not hasattr(self, "_compiled"):
+            from asr.beam.ngram import CompiledLM  # numba: only for beam search
+
+            small = _is_arpa(self.path) and sum(arpa_counts(self.path)) <= COMPILE_MAX_NGRAMS
+            self._compiled = CompiledLM(self.path) if small else None
+        return self._compiled
 
     def __reduce__(self) -> tuple:
         # A KenLM model does not pickle: another process (a tune-lm worker) loads the file again.

@@ -191,6 +191,6 @@ def test_search_hands_each_group_to_the_kernel_by_field_name() -> None:
     # search() passes each group's arrays on in field order; _search must name them so.
     parameters = list(inspect.signature(kernel._search.py_func).parameters)
     groups = [*tables.Prefixes._fields, *tables.Beam._fields, *tables.WordTable._fields]
-    assert parameters == ["lp", "n_frames", "settings", *groups, "pending", "counters"]
+    assert parameters == ["lp", "n_frames", "settings", *groups, "pending", "counters", *tables.CompiledTables._fields]
     with pytest.raises(TypeError, match="vocab_known"):
         tables.make_settings(width=4)

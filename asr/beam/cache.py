@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from asr.beam.kernel import hash_insert, trie_build
+from asr.beam.jit import _jit
+from asr.beam.kernel import _trie_child, hash_insert, trie_build
+from asr.beam.ngram import LOG_10, CompiledLM, NGramTables, score_word
 from asr.beam.tables import (
     CHAR,
     END,
@@ -37,6 +39,56 @@ def lm_trie(vocab: Vocabulary, words: frozenset[str] | tuple) -> tuple[np.ndarra
     return trie, int(counters[N_TRIE])
 
 
+def word_ids_by_node(trie: np.ndarray, vocab: Vocabulary, words: frozenset[str] | tuple, compiled: CompiledLM,
+                     lower: bool) -> np.ndarray:
+    """(trie nodes,) int64: the compiled LM's word id of each LM word's trie node, -1 elsewhere
+    (``words`` in the vocabulary's spelling; ``lower``: the LM spells them in lower case)."""
+    words = sorted(words)
+    chars = np.array([i for w in words for i in vocab.encode(w)], np.int64)
+    nodes = _find_words(trie, chars, np.cumsum([len(w) for w in words], dtype=np.int64))
+    by_node = np.full(len(trie), -1, np.int64)
+    by_node[nodes] = [compiled.word_id(w.lower() if lower else w) for w in words]
+    return by_node
+
+
+@_jit
+def _find_words(trie: np.ndarray, chars: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    nodes = np.empty(ends.shape[0], np.int64)
+    start = 0
+    for k in range(ends.shape[0]):
+        node = 0
+        for j in range(start, ends[k]):
+            node = _trie_child(trie, node, chars[j])
+        nodes[k] = node
+        start = ends[k]
+    return nodes
+
+
+@_jit
+def _score_native(t: NGramTables, begin: int, by_node: np.ndarray, pending: np.ndarray, alpha: float, beta: float,
+                  oov: float, use_oov: bool, out_score: np.ndarray, out_next: np.ndarray) -> None:
+    """Weighted scores and next state ids of (state id, trie node) pairs with a compiled LM.
+    State ids are LM nodes, except that id 0 is ``<s>``'s node (``begin``) and id ``begin``
+    the empty context's (node 0): the search starts every utterance in state 0."""
+    for i in range(pending.shape[0]):
+        state, node = pending[i, 0], pending[i, 1]
+        lm_node = begin if state == 0 else (0 if state == begin else state)
+        word = by_node[node] if 0 < node < by_node.shape[0] else -1
+        logp, nxt = score_word(t, lm_node, word)
+        logp *= LOG_10
+        if use_oov and word < 0:
+            logp = oov
+        out_score[i] = alpha * logp + beta
+        out_next[i] = begin if nxt == 0 else (0 if nxt == begin else nxt)
+
+
+@_jit
+def _end_native(t: NGramTables, begin: int, eos: int, states: np.ndarray, out: np.ndarray) -> None:
+    for i in range(states.shape[0]):
+        state = states[i]
+        out[i] = score_word(t, begin if state == 0 else (0 if state == begin else state), eos)[0] * LOG_10
+
+
 class LMCache:
     """The kernel's :class:`~asr.beam.tables.WordTable` (a trie of partial words that starts
     as ``trie``, the LM's vocabulary, and the hash table of weighted word scores), its
@@ -58,8 +110,13 @@ class LMCache:
         beta: float,
         oov_logprob: float | None,
         lower: bool,
+        compiled: CompiledLM | None = None,
+        by_node: np.ndarray | None = None,
     ) -> None:
         self.vocab, self.lm, self.alpha, self.beta, self.oov_logprob = vocab, lm, alpha, beta, oov_logprob
+        # With a compiled LM (an ARPA file), scores come from compiled code and state ids are
+        # its nodes (see _score_native); otherwise from KenLM, one Python call per pair.
+        self.compiled, self._by_node = compiled, by_node
         self._lower = lower  # the LM's words are lower case, the vocabulary's upper case
         self._trie_count = trie_count
         self.table = WordTable(trie.copy(), np.full(_HASH_SIZE, -1, np.int64), np.empty(_HASH_SIZE),
@@ -100,8 +157,30 @@ class LMCache:
         """Score the (LM state id, trie node) pairs the kernel asked for, ``pending``: (N, 2)
         int64, into the hash table (searching with beam ``width``)."""
         self.make_room(width, len(pending))
-        scored = np.array([self.word_score(state, node) for state, node in pending.tolist()])  # (N, 2)
-        self._insert((pending[:, 0] << 32) | pending[:, 1], scored[:, 0], scored[:, 1].astype(np.int64))
+        scores, nexts = self._score_many(np.ascontiguousarray(pending, np.int64))
+        self._insert((pending[:, 0] << 32) | pending[:, 1], scores, nexts)
+
+    def score_pairs(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(weighted scores, next state ids) of (LM state id, trie node) pairs, (N, 2) int64."""
+        return self._score_many(np.ascontiguousarray(pairs, np.int64).reshape(-1, 2))
+
+    def end_scores(self, states: np.ndarray) -> np.ndarray:
+        """ln P(</s> | state) of each LM state id, unweighted."""
+        if self.compiled is None:
+            return np.array([self.end_score(int(s)) for s in states])
+        out = np.empty(len(states))
+        _end_native(self.compiled.tables, self.compiled.begin, self.compiled.eos, np.asarray(states, np.int64), out)
+        return out
+
+    def _score_many(self, pending: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.compiled is None:
+            scored = np.array([self.word_score(state, node) for state, node in pending.tolist()]).reshape(-1, 2)
+            return scored[:, 0].copy(), scored[:, 1].astype(np.int64)
+        scores, nexts = np.empty(len(pending)), np.empty(len(pending), np.int64)
+        oov = 0.0 if self.oov_logprob is None else self.oov_logprob
+        _score_native(self.compiled.tables, self.compiled.begin, self._by_node, pending, self.alpha, self.beta,
+                      oov, self.oov_logprob is not None, scores, nexts)
+        return scores, nexts
 
     def _insert(self, keys: np.ndarray, scores: np.ndarray, nexts: np.ndarray) -> None:
         table = self.table
@@ -110,6 +189,9 @@ class LMCache:
     def word_score(self, state: int, node: int) -> tuple[float, int]:
         """(alpha * ln P(word | state) + beta, next state id) for the word at trie ``node``;
         node 0 stands for any word outside the LM."""
+        if self.compiled is not None:
+            scores, nexts = self._score_many(np.array([[state, node]], np.int64))
+            return float(scores[0]), int(nexts[0])
         cached = self._scores.get((state, node))
         if cached is None:
             word = self._word(node) if node else "<unk>"
@@ -123,6 +205,9 @@ class LMCache:
 
     def end_score(self, state: int) -> float:
         """ln P(</s> | state), unweighted."""
+        if self.compiled is not None:
+            begin = self.compiled.begin
+            return self.compiled.end_score(begin if state == 0 else (0 if state == begin else state))
         score = self._end_scores.get(state)
         if score is None:
             score = self._end_scores[state] = self.lm.end_score(self._states[state])

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from asr.beam.cache import LMCache, lm_trie
+from asr.beam.cache import LMCache, lm_trie, word_ids_by_node
 from asr.beam.kernel import search
 from asr.beam.tables import (
     DONE,
@@ -25,8 +25,10 @@ from asr.beam.tables import (
     TOKEN,
     WORD,
     Beam,
+    CompiledTables,
     Prefixes,
     make_settings,
+    no_compiled_tables,
 )
 from asr.decode import Hypothesis
 from asr.lm import NGramLM
@@ -102,6 +104,13 @@ class BeamSearchDecoder:
         self._vocab_known = lm_words is not None
         # Built once, shared by copies (with_weights) and copied into each new cache.
         self._lm_trie, self._lm_trie_count = lm_trie(vocab, lm_words or ())
+        # An ARPA LM is also compiled into tables the search reads without calling Python.
+        self._compiled = lm.compiled() if lm is not None else None
+        self._by_node = (word_ids_by_node(self._lm_trie, vocab, lm_words, self._compiled, self._lower)
+                         if self._compiled is not None else None)
+        self._tables = no_compiled_tables() if self._compiled is None else CompiledTables(
+            *(getattr(self._compiled.tables, name) for name in ("keys", "slot_node", "prob", "backoff", "suffix",
+                                                                 "extended")), self._by_node)
         self._settings = self._kernel_settings()
         self._cache: LMCache | None = None  # made on first use
 
@@ -132,6 +141,13 @@ class BeamSearchDecoder:
             restrict=self.restrict_to_lm_vocab,
             check_prefix=check_prefix,
             vocab_known=self._vocab_known,
+            native_lm=self._compiled is not None,
+            alpha=self.alpha,
+            beta=self.beta,
+            oov_logprob=0.0 if self.oov_logprob is None else self.oov_logprob,
+            use_oov=self.oov_logprob is not None,
+            lm_begin=0 if self._compiled is None else self._compiled.begin,
+            unk_prob=0.0 if self._compiled is None else self._compiled.tables.unk_prob,
         )
 
     def __getstate__(self) -> dict:
@@ -155,7 +171,7 @@ class BeamSearchDecoder:
         lengths = [min(int(n), lp.shape[1]) for n in lengths.cpu().tolist()]
         if self._cache is None or self._cache.full():
             self._cache = LMCache(self.vocab, self.lm, self._lm_trie, self._lm_trie_count, self.alpha, self.beta,
-                                  self.oov_logprob, self._lower)
+                                  self.oov_logprob, self._lower, self._compiled, self._by_node)
         # Each kept candidate creates at most one prefix node and one frame record.
         capacity = 1 + max(lengths, default=0) * self.beam_width
         prefixes = Prefixes(np.empty((capacity, 6), np.int64), np.empty(capacity), np.zeros(capacity, np.int64),
@@ -174,7 +190,7 @@ class BeamSearchDecoder:
         counters[[N_NODES, N_RECS, N_BEAM, T_NEXT]] = 1, 1, 1, 0
         pending = np.empty((width * (lp.shape[1] + 1), 2), np.int64)  # misses + prefetches
         while True:
-            status = search(lp, n_frames, self._settings, prefixes, beam, cache.table, pending, counters)
+            status = search(lp, n_frames, self._settings, prefixes, beam, cache.table, pending, counters, self._tables)
             if status == DONE:
                 break
             if status == NEED_LM:
@@ -187,20 +203,25 @@ class BeamSearchDecoder:
         """Score each of the ``n_beam`` survivors' last partial word and ``</s>``, rank them,
         and trace up to ``nbest`` with distinct texts back into hypotheses."""
         nodes, node_lm, recs = prefixes.nodes, prefixes.node_lm, prefixes.recs
+        survivors = [int(beam.beam_node[i]) for i in range(n_beam)]
+        lm_scores, complete = [float(node_lm[node]) for node in survivors], [True] * n_beam
+        if self.lm is not None:
+            # Each survivor's last word (unless it ends in a space) and </s>, scored in one batch.
+            words = nodes[survivors, WORD].astype(np.int64)
+            states = nodes[survivors, STATE].astype(np.int64)
+            open_words = np.flatnonzero(words != 0)
+            in_lm = np.array([self._cache.is_lm_word(w) for w in words[open_words]], bool)
+            keys = np.where(in_lm | (not self._vocab_known), words[open_words], 0)
+            fused, states[open_words] = self._cache.score_pairs(np.stack([states[open_words], keys], axis=1))
+            for j, i in enumerate(open_words):
+                lm_scores[i] += fused[j]
+                complete[i] = bool(in_lm[j]) or not self.restrict_to_lm_vocab  # restriction forbids the rest
+            ends = self._cache.end_scores(states)
+            lm_scores = [score + self.alpha * end for score, end in zip(lm_scores, ends)]
         finals = []  # (total, acoustic, LM score, node, record, complete)
-        for i in range(n_beam):
-            node = int(beam.beam_node[i])
+        for i, node in enumerate(survivors):
             acoustic = float(np.logaddexp(beam.beam_pb[i], beam.beam_pnb[i]))
-            lm_score, complete = float(node_lm[node]), True
-            if self.lm is not None:
-                word, state = int(nodes[node, WORD]), int(nodes[node, STATE])
-                if word != 0:
-                    in_lm = self._cache.is_lm_word(word)
-                    complete = in_lm or not self.restrict_to_lm_vocab  # restriction forbids the rest
-                    fused, state = self._cache.word_score(state, word if in_lm or not self._vocab_known else 0)
-                    lm_score += fused
-                lm_score += self.alpha * self._cache.end_score(state)
-            finals.append((acoustic + lm_score, acoustic, lm_score, node, int(beam.beam_rec[i]), complete))
+            finals.append((acoustic + lm_scores[i], acoustic, lm_scores[i], node, int(beam.beam_rec[i]), complete[i]))
         if any(f[-1] for f in finals):  # drop prefixes that end inside a word the LM lacks
             finals = [f for f in finals if f[-1]]
         finals.sort(key=lambda f: -f[0])

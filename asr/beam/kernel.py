@@ -3,12 +3,13 @@
 Prefixes live in a per-utterance table of nodes (:class:`~asr.beam.tables.Prefixes`), so
 extending a prefix is a pointer, not a string copy. Partial words are nodes of a trie
 (:class:`~asr.beam.tables.WordTable`) that starts as the LM's vocabulary and grows with the
-words the search invents. The LM stays a Python object: when a prefix completes a word
-whose (LM state, word) score is not yet in the compiled hash table, the kernel stops before
-that frame, Python (:class:`asr.beam.cache.LMCache`) scores the missing words, and the
-kernel resumes the same frame. The table outlives the call, so the kernel stops less and
-less often. The kernel reads its options by name from one
-:data:`~asr.beam.tables.SETTINGS` record.
+words the search invents. Word scores are kept in a hash table that outlives the call. An
+ARPA LM is compiled into arrays (:mod:`asr.beam.ngram`) that the kernel reads itself, so it
+scores a (LM state, word) pair it has not seen in place. A KenLM binary stays a Python
+object: then the kernel stops before the frame that needs a missing score, Python
+(:class:`asr.beam.cache.LMCache`) scores the missing words, and the kernel resumes the same
+frame, stopping less and less often as the table fills. The kernel reads its options by name
+from one :data:`~asr.beam.tables.SETTINGS` record.
 
 Compiled code is cached on disk (``cache=True``) in ``asr/beam/__pycache__``, or under
 ``NUMBA_CACHE_DIR``; the first import in a fresh environment compiles for a few seconds.
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from asr.beam.jit import _hash_slot, _jit
+from asr.beam.ngram import LOG_10, lm_score
 from asr.beam.tables import (
     CHAR,
     CHILD,
@@ -45,20 +47,12 @@ from asr.beam.tables import (
     TOKEN,
     WORD,
     Beam,
+    CompiledTables,
     Prefixes,
     WordTable,
 )
 
 _NEG_INF = -math.inf
-
-
-def _jit(fn):
-    # Caching needs a writable folder (``__pycache__`` or NUMBA_CACHE_DIR); without one the
-    # kernels are compiled on first use in every process instead.
-    try:
-        return numba.njit(cache=True)(fn)
-    except RuntimeError:
-        return numba.njit(fn)
 
 
 @_jit
@@ -68,16 +62,6 @@ def _logaddexp(a: float, b: float) -> float:
     if b == _NEG_INF:
         return a
     return a + math.log1p(math.exp(b - a))
-
-
-@_jit
-def _hash_slot(keys: np.ndarray, key: int) -> int:
-    """Slot of ``key`` in the open-addressing table, or of the empty slot where it belongs."""
-    mask = keys.shape[0] - 1
-    i = ((key * -7046029254386353131) >> 20) & mask  # Fibonacci hashing
-    while keys[i] != key and keys[i] != -1:
-        i = (i + 1) & mask
-    return i
 
 
 @_jit
@@ -146,25 +130,44 @@ def _ask(pending: np.ndarray, n_pending: int, state: int, key: int) -> int:
 
 
 def search(lp: np.ndarray, n_frames: int, settings: np.ndarray, prefixes: Prefixes, beam: Beam, words: WordTable,
-           pending: np.ndarray, counters: np.ndarray) -> int:
+           pending: np.ndarray, counters: np.ndarray, compiled: CompiledTables) -> int:
     """Run the prefix beam search over frames ``counters[T_NEXT]`` .. ``n_frames - 1``.
 
     lp: (T, V) log-probs of one utterance; ``settings``: (1,) :data:`SETTINGS`. Returns
     DONE, or NEED_LM with the missing (LM state id, trie node) pairs in ``pending`` ((P, 2)
     int64, the first ``counters[N_PENDING]`` rows), or NEED_SPACE when the trie or the hash
-    table must grow; in both cases nothing of the stopped frame has been committed.
+    table must grow; in both cases nothing of the stopped frame has been committed. With a
+    compiled LM (``settings.native_lm``, tables in ``compiled``) it scores missing pairs
+    itself and never returns NEED_LM.
     """
     # The groups travel as separate arrays: numba takes those from Python in C, but types a
     # named tuple in Python, ~1.5 us each, on every call; and the search is entered once per
     # LM cache miss, ~20 times per utterance while a new cache fills.
-    return _search(lp, n_frames, settings, *prefixes, *beam, *words, pending, counters)
+    return _search(lp, n_frames, settings, *prefixes, *beam, *words, pending, counters, *compiled)
+
+
+@_jit
+def native_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended, by_node, opt, state, key):
+    """(weighted score, next state id) of the word at trie node ``key`` (0: outside the LM)
+    after LM state id ``state``, from a compiled LM. State ids are the LM's nodes, but for
+    id 0, which is <s>'s node (``opt.lm_begin``), and id ``lm_begin``, the empty context."""
+    begin = opt.lm_begin
+    lm_state = begin if state == 0 else (0 if state == begin else state)
+    word = by_node[key] if 0 < key < by_node.shape[0] else -1
+    logp, nxt = lm_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended, opt.unk_prob, lm_state, word)
+    logp *= LOG_10
+    if opt.use_oov and word < 0:
+        logp = opt.oov_logprob
+    return opt.alpha * logp + opt.beta, begin if nxt == 0 else (0 if nxt == begin else nxt)
 
 
 @_jit
 def _search(lp, n_frames, settings, nodes, node_lm, node_mark, node_slot, recs, beam_node, beam_rec, beam_pb,
-            beam_pnb, trie, h_keys, h_score, h_next, pending, counters):
+            beam_pnb, trie, h_keys, h_score, h_next, pending, counters, ng_keys, ng_node, ng_prob, ng_backoff,
+            ng_suffix, ng_extended, by_node):
     """:func:`search`, with the groups' arrays under their field names."""
     opt = settings[0]
+    native_lm = opt.native_lm
     width, top_k, space = opt.width, opt.top_k, opt.space
     min_logprob, skip_logprob = opt.min_logprob, opt.skip_logprob
     oov_penalty, beam_prune = opt.oov_penalty, opt.beam_prune
@@ -257,8 +260,14 @@ def _search(lp, n_frames, settings, nodes, node_lm, node_mark, node_slot, recs, 
                             key = 0 if vocab_known and trie[word, END] == 0 else word
                             h = _hash_slot(h_keys, (state << 32) | key)
                             if h_keys[h] == -1:
-                                n_pending = _ask(pending, n_pending, state, key)
-                                continue
+                                if not native_lm:
+                                    n_pending = _ask(pending, n_pending, state, key)
+                                    continue
+                                # At most one new score per beam entry a frame: the room checked above.
+                                h_score[h], h_next[h] = native_score(ng_keys, ng_node, ng_prob, ng_backoff,
+                                                                     ng_suffix, ng_extended, by_node, opt, state, key)
+                                h_keys[h] = (state << 32) | key
+                                counters[N_HASH] += 1
                             lm += h_score[h]
                             state = h_next[h]
                     word = 0

@@ -35,6 +35,15 @@ SETTINGS = np.dtype([
     ("restrict", np.bool_),  # only LM words and their prefixes
     ("check_prefix", np.bool_),  # charge oov_penalty
     ("vocab_known", np.bool_),  # the trie holds the LM's vocabulary: other words score as <unk>
+    # A compiled LM (CompiledTables): the kernel scores missing (state, word) pairs itself
+    # instead of stopping for Python to score them.
+    ("native_lm", np.bool_),
+    ("alpha", np.float64),  # LM weight
+    ("beta", np.float64),  # word bonus
+    ("oov_logprob", np.float64),  # replaces ln P(<unk>) when use_oov
+    ("use_oov", np.bool_),
+    ("lm_begin", np.int64),  # the compiled LM's node after <s> (LM state id 0; see LMCache)
+    ("unk_prob", np.float64),  # log10 P(<unk>) of the compiled LM
 ])
 
 
@@ -69,6 +78,26 @@ class Beam(NamedTuple):
     beam_rec: np.ndarray  # (W,) int64: Prefixes record of its last token
     beam_pb: np.ndarray  # (W,) float64: ln P(prefix, ending in blank)
     beam_pnb: np.ndarray  # (W,) float64: ln P(prefix, ending in its last token)
+
+
+class CompiledTables(NamedTuple):
+    """A compiled LM's arrays (:class:`asr.beam.ngram.NGramTables`, ``unk_prob`` aside) and
+    ``by_node``, the LM word id of each LM word's trie node; one-element placeholders when
+    the LM is scored in Python."""
+
+    ng_keys: np.ndarray  # (H,) int64
+    ng_node: np.ndarray  # (H,) int64
+    ng_prob: np.ndarray  # (N,) float64
+    ng_backoff: np.ndarray  # (N,) float64
+    ng_suffix: np.ndarray  # (N,) int64
+    ng_extended: np.ndarray  # (N,) bool
+    by_node: np.ndarray  # (trie nodes,) int64, -1 where no LM word ends
+
+
+def no_compiled_tables() -> CompiledTables:
+    """The placeholders for an LM scored in Python (the kernel never reads them)."""
+    return CompiledTables(np.full(1, -1, np.int64), np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
+                          np.zeros(1, np.int64), np.zeros(1, np.bool_), np.full(1, -1, np.int64))
 
 
 class WordTable(NamedTuple):
