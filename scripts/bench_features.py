@@ -6,12 +6,16 @@ Audio: the utterances of a manifest (default: the shared LibriSpeech sample), re
 until ``--seconds`` of audio. asr computes features the way training and evaluation do: on
 length-bucketed batches from ``BucketBatchSampler`` holding at most ``--batch-seconds`` of
 padded audio (the demo config's 40 s); librosa one utterance at a time. Prints
-audio-seconds processed per second for each.
+audio-seconds processed per second for each, and asr's share of the machine's limit: the
+floating-point operations log-mel needs per audio-second (a real FFT, the power spectrum, the
+mel matrix product and the log; about 5.5 MFLOP at 100 frames a second) against what a large
+float32 matrix product reaches on the same threads (the most this CPU computes per second).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -46,6 +50,23 @@ def _time(fn, repeats: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def flops_per_audio_second(cfg: FeatureConfig) -> float:
+    """Floating-point operations of log-mel per second of audio: per frame, a real FFT of n_fft
+    points (2.5 n log2 n), the window, the power spectrum, the mel matrix product and the log
+    (counted as 20 operations)."""
+    bins = cfg.n_fft // 2 + 1
+    per_frame = (2.5 * cfg.n_fft * math.log2(cfg.n_fft) + cfg.win_length + 3 * bins + 2 * cfg.n_mels * bins
+                 + 20 * cfg.n_mels)
+    return per_frame * cfg.sample_rate / cfg.hop_length
+
+
+def matmul_flops_per_second(size: int = 1024, repeats: int = 5) -> float:
+    """float32 operations a second of the fastest of ``repeats`` size x size matrix products."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    return 2 * size**3 / _time(lambda: torch.mm(a, b), repeats)
 
 
 def main() -> None:
@@ -84,6 +105,12 @@ def main() -> None:
         print(f"{name:34s} {seconds:8.2f} {audio_seconds / seconds:10.0f}")
     ratio = results["librosa.feature.melspectrogram"] / results["asr (torch.stft, bucketed batches)"]
     print(f"asr is {ratio:.1f}x librosa")
+    need, peak = flops_per_audio_second(cfg), matmul_flops_per_second()
+    limit = peak / need
+    speed = audio_seconds / results["asr (torch.stft, bucketed batches)"]
+    print(f"limit: {need / 1e6:.1f} MFLOP per audio-second at {peak / 1e9:.1f} GFLOP/s (float32 matrix product, "
+          f"{args.threads} thread(s)) = {limit:.0f} audio-s/s; asr reaches {100 * speed / limit:.1f}% of it, "
+          f"librosa {100 * audio_seconds / results['librosa.feature.melspectrogram'] / limit:.1f}%")
 
 
 if __name__ == "__main__":
