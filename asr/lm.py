@@ -174,7 +174,10 @@ class NGramLM:
             from asr.beam.ngram import CompiledLM  # numba: only for beam search
 
             small = _is_arpa(self.path) and sum(arpa_counts(self.path)) <= COMPILE_MAX_NGRAMS
-            self._compiled = CompiledLM(self.path) if small else None
+            try:
+                self._compiled = CompiledLM(self.path) if small else None
+            except (ValueError, IndexError) as err:
+                raise LMError(f"{self.path}: malformed ARPA file ({' '.join(str(err).split())[:160]})") from None
         return self._compiled
 
     def __reduce__(self) -> tuple:

@@ -139,3 +139,13 @@ def test_only_arpa_files_of_bounded_size_are_compiled(arpa: Path, monkeypatch) -
     assert lm.compiled() is None
     decoded = BeamSearchDecoder(VOCAB, lm=lm).decode_nbest(_random_log_probs(1, 1, 20), torch.tensor([20]))
     assert decoded[0][0].text is not None
+
+
+def test_an_arpa_file_with_more_ngrams_than_its_header_says_is_one_lm_error(arpa: Path) -> None:
+    from asr.lm import LMError
+
+    arpa.write_text(ARPA.replace("ngram 3=4", "ngram 3=3"))
+    with pytest.raises(LMError):  # KenLM refuses it first
+        NGramLM(arpa).compiled()
+    with pytest.raises(ValueError, match="more 3-grams than the header's 3"):  # and so do the tables
+        CompiledLM(arpa)

@@ -132,28 +132,49 @@ class CompiledLM:
 
 def _read_arpa(path: Path) -> tuple[dict[str, int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Word ids (in 1-gram order) and, per order, the n-grams' word ids (N, k), log10
-    probabilities (N,) and backoffs (N,)."""
+    probabilities (N,) and backoffs (N,), read line by line into arrays the header sizes."""
     opener = gzip.open if path.suffix == ".gz" else open
     word_ids: dict[str, int] = {}
+    counts: list[int] = []
     grams = []
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        text = f.read()
-    sections = text.split("\n\\")
-    for section in sections[1:]:
-        head, _, body = section.partition("\n")
-        if not head.endswith("-grams:"):
-            continue
-        k = int(head.split("-")[0])
-        rows = [line.split() for line in body.split("\n") if line.strip()]
-        if k == 1:
-            for fields in rows:
-                word_ids.setdefault(fields[1], len(word_ids))
-        ids = np.array([[word_ids.get(w, -1) for w in fields[1 : k + 1]] for fields in rows], np.int64).reshape(-1, k)
-        probs = np.array([float(fields[0]) for fields in rows])
-        backoffs = np.array([float(fields[k + 1]) if len(fields) > k + 1 else 0.0 for fields in rows])
-        known = (ids >= 0).all(axis=1)  # an n-gram with a word missing from the 1-grams cannot be reached
-        grams.append((ids[known], probs[known], backoffs[known]))
+        line = next(f, None)
+        while line is not None:
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                counts.append(int(line.split("=", 1)[1]))
+            elif line.endswith("-grams:"):
+                k = int(line[1:].split("-")[0])
+                section, line = _read_order(f, k, counts[k - 1], word_ids)
+                grams.append(section)
+                continue  # the line that ended the section: a blank, the next header or \end\
+            line = next(f, None)
     return word_ids, grams
+
+
+def _read_order(f, k: int, count: int, word_ids: dict[str, int]):  # noqa: ANN001, ANN202
+    """One ``\\k-grams:`` section: (word ids, probabilities, backoffs), and the line after it."""
+    ids, probs, backoffs = np.empty((count, k), np.int64), np.empty(count), np.zeros(count)
+    get = word_ids.get
+    n = 0
+    line = next(f, None)
+    while line is not None:
+        fields = line.split()
+        if not fields or fields[0].startswith("\\"):
+            break
+        if n == count:
+            raise ValueError(f"more {k}-grams than the header's {count}")
+        if k == 1:
+            word_ids.setdefault(fields[1], len(word_ids))
+        probs[n] = float(fields[0])
+        if len(fields) > k + 1:
+            backoffs[n] = float(fields[k + 1])
+        ids[n] = [get(w, -1) for w in fields[1 : k + 1]]
+        n += 1
+        line = next(f, None)
+    ids, probs, backoffs = ids[:n], probs[:n], backoffs[:n]
+    known = (ids >= 0).all(axis=1)  # an n-gram with a word missing from the 1-grams cannot be reached
+    return (ids[known], probs[known], backoffs[known]), line
 
 
 @_jit
