@@ -152,7 +152,7 @@ def _read_arpa(path: Path) -> tuple[dict[str, int], list[tuple[np.ndarray, np.nd
     return word_ids, grams
 
 
-def _read_order(f, k: int, count: int, word_ids: dict[str, int]):  # noqa: ANN001, ANN202
+def _read_order(f, k: int, count: int, word_ids: dict[str, int]):
     """One ``\\k-grams:`` section: (word ids, probabilities, backoffs), and the line after it."""
     ids, probs, backoffs = np.empty((count, k), np.int64), np.empty(count), np.zeros(count)
     get = word_ids.get
