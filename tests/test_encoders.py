@@ -13,6 +13,7 @@ from asr.config import ConfigError, ExperimentConfig, load_config
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
+from model_checks import assert_onnx_matches, ctc_train_steps
 
 VOCAB = Vocabulary()
 ENCODERS = [
@@ -38,19 +39,8 @@ def _batch(frames: int = 60, lengths: tuple[int, ...] = (60, 45, 31)) -> tuple[t
 
 
 def _train_steps(model: AcousticModel, steps: int = 8) -> list[float]:
-    feats, lengths = _batch()
     targets = torch.tensor([[3, 4, 5, 6], [7, 8, 9, 0], [10, 11, 0, 0]])
-    target_lengths = torch.tensor([4, 3, 2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(steps):
-        log_probs, out_lengths = model(feats, lengths)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return ctc_train_steps(model, *_batch(), targets, torch.tensor([4, 3, 2]), steps=steps, lr=3e-3)
 
 
 @pytest.mark.parametrize("settings", ENCODERS, ids=IDS)
@@ -131,18 +121,8 @@ def test_onnx_export_matches_pytorch(settings: dict, tmp_path: Path) -> None:
     loaded = load_model(tmp_path / "m.pt")
     export_onnx(loaded, tmp_path / "m.onnx")
     onnx_model = OnnxModel(tmp_path / "m.onnx")
-    generator = torch.Generator().manual_seed(2)
     # Lengths past the relative positions' clipping distance (64 steps) included.
-    for batch, frames in ((1, 1), (1, 7), (3, 50), (2, 400)):
-        features = torch.randn(batch, frames, 20, generator=generator)
-        lengths = torch.randint(1, frames + 1, (batch,), generator=generator)
-        lengths[0] = frames
-        with torch.inference_mode():
-            expected, expected_lengths = loaded.model(features, lengths)
-        got, got_lengths = onnx_model.run(features, lengths)
-        assert torch.equal(got_lengths, expected_lengths) and got.shape == expected.shape
-        valid = torch.arange(expected.shape[1])[None, :] < expected_lengths[:, None]
-        assert (got - expected).abs()[valid].max() < 1e-4
+    assert_onnx_matches(loaded, onnx_model, ((1, 1), (1, 7), (3, 50), (2, 400)), seed=2)
 
 
 @pytest.mark.parametrize(("settings", "message"), [

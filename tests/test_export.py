@@ -23,6 +23,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from asr.export import OnnxDependencyError, OnnxModel, OnnxModelError, export_onnx  # noqa: E402
+from model_checks import assert_onnx_matches  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=[dict(stack=3), dict(stack=4, frontend="conv", conv_channels=4)],
@@ -42,20 +43,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
 
 def test_onnx_log_probs_match_pytorch_at_any_shape(exported: tuple[Path, Path]) -> None:
     checkpoint, path = exported
-    loaded, onnx_model = load_model(checkpoint), OnnxModel(path)
-    generator = torch.Generator().manual_seed(1)
     # Batch sizes and lengths other than the export example's, including lengths that do
     # not fill a whole stacked frame and a single frame.
-    for batch, frames in ((1, 1), (1, 7), (3, 50), (4, 301), (2, 1000)):
-        features = torch.randn(batch, frames, 80, generator=generator) * 3 - 8
-        lengths = torch.randint(1, frames + 1, (batch,), generator=generator)
-        lengths[0] = frames
-        with torch.inference_mode():
-            expected, expected_lengths = loaded.model(features, lengths)
-        got, got_lengths = onnx_model.run(features, lengths)
-        assert torch.equal(got_lengths, expected_lengths) and got.shape == expected.shape
-        valid = torch.arange(expected.shape[1])[None, :] < expected_lengths[:, None]
-        assert (got - expected).abs()[valid].max() < 1e-4
+    assert_onnx_matches(load_model(checkpoint), OnnxModel(path), ((1, 1), (1, 7), (3, 50), (4, 301), (2, 1000)),
+                        scale=3.0, offset=-8.0)
 
 
 def test_onnx_file_carries_vocabulary_and_config(exported: tuple[Path, Path]) -> None:

@@ -10,6 +10,7 @@ from asr.config import ConfigError, ExperimentConfig, load_config
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
+from model_checks import ctc_train_steps
 
 VARIANTS = list(itertools.product(("lstm", "gru", "rnn"), (True, False)))
 VOCAB = Vocabulary()
@@ -38,17 +39,7 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _train_steps(model: AcousticModel, steps: int = 8) -> list[float]:
     """CTC training steps on :func:`_batch`; the loss of each."""
-    feats, lengths, targets, target_lengths = _batch()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(steps):
-        log_probs, out_lengths = model(feats, lengths)
-        loss = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+    return ctc_train_steps(model, *_batch(), steps=steps)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
