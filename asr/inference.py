@@ -3,6 +3,7 @@ to log-probabilities."""
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 from typing import Protocol
@@ -109,6 +110,7 @@ def log_probs(
     model: AcousticModel, features: FeatureConfig, waves: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the model's device."""
-    device = model.feat_mean.device  # a buffer: int8 layers hold their weights outside parameters()
+    # int8 layers hold their weights outside parameters(); the normalisation buffers stay.
+    device = next(itertools.chain(model.parameters(), model.buffers())).device
     feats, feat_lengths = log_mel(waves.to(device), lengths.to(device), features)
     return model(feats, feat_lengths)
