@@ -109,7 +109,15 @@ def trie_build(trie: np.ndarray, counters: np.ndarray, chars: np.ndarray, ends: 
 
 @_jit
 def _sort_desc(items: np.ndarray, n: int, keys: np.ndarray) -> None:
-    """Sort ``items[:n]`` by ``keys[item]``, largest first (insertion sort: n is small)."""
+    """Sort ``items[:n]`` by ``keys[item]``, largest first, ties in their order: insertion sort
+    for a few items, a merge sort (also stable, O(n log n)) for a wide beam."""
+    if n > 24:
+        values = np.empty(n)
+        for j in range(n):
+            values[j] = -keys[items[j]]
+        order = np.argsort(values, kind="mergesort")
+        items[:n] = items[:n][order]
+        return
     for j in range(1, n):
         item = items[j]
         i = j - 1
