@@ -3,6 +3,7 @@ to log-probabilities."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 from pathlib import Path
@@ -71,10 +72,10 @@ INT8_LAYERS = {nn.Linear, nn.LSTM, nn.GRU}
 
 def quantize_int8(model: AcousticModel) -> AcousticModel:
     """A copy of ``model`` (on the CPU, in eval mode) with dynamic int8 linear and LSTM/GRU layers."""
-    model = model.cpu().eval().set_layout("split")
+    model = copy.deepcopy(model).cpu().eval().set_layout("split")  # the caller's model stays as it was
     with warnings.catch_warnings():  # torch.ao's notice that its quantisation is moving to torchao
         warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, INT8_LAYERS, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, INT8_LAYERS, dtype=torch.qint8, inplace=True)
 
 
 def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = "float32") -> Recognizer:

@@ -61,11 +61,12 @@ def test_int8_is_for_the_cpu(tmp_path: Path) -> None:
         load_recognizer(path, "cuda", "int8")
 
 
-def test_quantize_int8_leaves_the_model_it_was_given_in_float(tmp_path: Path) -> None:
-    model = load_model(_checkpoint(tmp_path / "m.pt")).model
+def test_quantize_int8_leaves_the_model_it_was_given_as_it_was(tmp_path: Path) -> None:
+    model = load_model(_checkpoint(tmp_path / "m.pt")).model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     quantize_int8(model)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training and not any("quantized" in type(m).__module__ for m in model.modules())
 
 
 def test_int8_onnx_export_is_smaller_marked_and_runs(tmp_path: Path, capsys) -> None:
