@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from asr.beam.jit import _jit
-from asr.beam.kernel import _trie_child, hash_insert, trie_build
+from asr.beam.kernel import hash_insert, lm_node, native_scores, trie_build
 from asr.beam.ngram import LOG_10, CompiledLM, NGramTables, score_word
 from asr.beam.tables import (
     CHAR,
@@ -17,6 +17,7 @@ from asr.beam.tables import (
     N_HASH,
     N_TRIE,
     PARENT,
+    CompiledTables,
     WordTable,
 )
 from asr.lm import NGramLM
@@ -26,67 +27,33 @@ _RESET_AT = 1 << 21  # invented words or cached LM scores after which a decoder 
 _HASH_SIZE = 1024  # initial hash table slots; doubled as needed
 
 
-def lm_trie(vocab: Vocabulary, words: frozenset[str] | tuple) -> tuple[np.ndarray, int]:
+def lm_trie(vocab: Vocabulary, words: frozenset[str] | tuple) -> tuple[np.ndarray, int, list[str], np.ndarray]:
     """A trie ((nodes, 6) int32, :class:`~asr.beam.tables.WordTable` columns) holding
-    ``words`` as LM words, with room to grow, and its node count; node 0 is the empty word."""
+    ``words`` as LM words, with room to grow, and its node count; node 0 is the empty word.
+    Also the words, sorted, and the trie node of each."""
     words = sorted(words)
     trie = np.full((max(1024, 1 + sum(map(len, words))), 6), -1, np.int32)
     trie[0, END], trie[0, IN_LM] = 0, 1
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[N_TRIE] = 1
     chars = np.array([i for w in words for i in vocab.encode(w)], np.int64)
-    trie_build(trie, counters, chars, np.cumsum([len(w) for w in words], dtype=np.int64))
-    return trie, int(counters[N_TRIE])
+    nodes = trie_build(trie, counters, chars, np.cumsum([len(w) for w in words], dtype=np.int64))
+    return trie, int(counters[N_TRIE]), words, nodes
 
 
-def word_ids_by_node(trie: np.ndarray, vocab: Vocabulary, words: frozenset[str] | tuple, compiled: CompiledLM,
+def word_ids_by_node(size: int, words: list[str], nodes: np.ndarray, compiled: CompiledLM,
                      lower: bool) -> np.ndarray:
-    """(trie nodes,) int64: the compiled LM's word id of each LM word's trie node, -1 elsewhere
-    (``words`` in the vocabulary's spelling; ``lower``: the LM spells them in lower case)."""
-    words = sorted(words)
-    chars = np.array([i for w in words for i in vocab.encode(w)], np.int64)
-    nodes = _find_words(trie, chars, np.cumsum([len(w) for w in words], dtype=np.int64))
-    by_node = np.full(len(trie), -1, np.int64)
+    """(size,) int64: the compiled LM's word id at each word's trie node (``words`` in the
+    vocabulary's spelling, at ``nodes``; ``lower``: the LM spells them in lower case), -1 elsewhere."""
+    by_node = np.full(size, -1, np.int64)
     by_node[nodes] = [compiled.word_id(w.lower() if lower else w) for w in words]
     return by_node
 
 
 @_jit
-def _find_words(trie: np.ndarray, chars: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    nodes = np.empty(ends.shape[0], np.int64)
-    start = 0
-    for k in range(ends.shape[0]):
-        node = 0
-        for j in range(start, ends[k]):
-            node = _trie_child(trie, node, chars[j])
-        nodes[k] = node
-        start = ends[k]
-    return nodes
-
-
-@_jit
-def _score_native(t: NGramTables, begin: int, by_node: np.ndarray, pending: np.ndarray, alpha: float, beta: float,
-                  oov: float, use_oov: bool, out_score: np.ndarray, out_next: np.ndarray) -> None:
-    """Weighted scores and next state ids of (state id, trie node) pairs with a compiled LM.
-    State ids are LM nodes, except that id 0 is ``<s>``'s node (``begin``) and id ``begin``
-    the empty context's (node 0): the search starts every utterance in state 0."""
-    for i in range(pending.shape[0]):
-        state, node = pending[i, 0], pending[i, 1]
-        lm_node = begin if state == 0 else (0 if state == begin else state)
-        word = by_node[node] if 0 < node < by_node.shape[0] else -1
-        logp, nxt = score_word(t, lm_node, word)
-        logp *= LOG_10
-        if use_oov and word < 0:
-            logp = oov
-        out_score[i] = alpha * logp + beta
-        out_next[i] = begin if nxt == 0 else (0 if nxt == begin else nxt)
-
-
-@_jit
 def _end_native(t: NGramTables, begin: int, eos: int, states: np.ndarray, out: np.ndarray) -> None:
     for i in range(states.shape[0]):
-        state = states[i]
-        out[i] = score_word(t, begin if state == 0 else (0 if state == begin else state), eos)[0] * LOG_10
+        out[i] = score_word(t, lm_node(states[i], begin), eos)[0] * LOG_10
 
 
 class LMCache:
@@ -111,12 +78,14 @@ class LMCache:
         oov_logprob: float | None,
         lower: bool,
         compiled: CompiledLM | None = None,
-        by_node: np.ndarray | None = None,
+        tables: CompiledTables | None = None,
+        settings: np.ndarray | None = None,
     ) -> None:
         self.vocab, self.lm, self.alpha, self.beta, self.oov_logprob = vocab, lm, alpha, beta, oov_logprob
-        # With a compiled LM (an ARPA file), scores come from compiled code and state ids are
-        # its nodes (see _score_native); otherwise from KenLM, one Python call per pair.
-        self.compiled, self._by_node = compiled, by_node
+        # With a compiled LM (an ARPA file), scores come from the kernel's own scoring
+        # (kernel.native_score, with the search's ``tables`` and ``settings``) and state ids are
+        # the LM's nodes (kernel.lm_node); otherwise from KenLM, one Python call per pair.
+        self.compiled, self._tables, self._settings = compiled, tables, settings
         self._lower = lower  # the LM's words are lower case, the vocabulary's upper case
         self._trie_count = trie_count
         self.table = WordTable(trie.copy(), np.full(_HASH_SIZE, -1, np.int64), np.empty(_HASH_SIZE),
@@ -177,9 +146,7 @@ class LMCache:
             scored = np.array([self.word_score(state, node) for state, node in pending.tolist()]).reshape(-1, 2)
             return scored[:, 0].copy(), scored[:, 1].astype(np.int64)
         scores, nexts = np.empty(len(pending)), np.empty(len(pending), np.int64)
-        oov = 0.0 if self.oov_logprob is None else self.oov_logprob
-        _score_native(self.compiled.tables, self.compiled.begin, self._by_node, pending, self.alpha, self.beta,
-                      oov, self.oov_logprob is not None, scores, nexts)
+        native_scores(self._tables, self._settings, pending, scores, nexts)
         return scores, nexts
 
     def _insert(self, keys: np.ndarray, scores: np.ndarray, nexts: np.ndarray) -> None:
@@ -206,8 +173,7 @@ class LMCache:
     def end_score(self, state: int) -> float:
         """ln P(</s> | state), unweighted."""
         if self.compiled is not None:
-            begin = self.compiled.begin
-            return self.compiled.end_score(begin if state == 0 else (0 if state == begin else state))
+            return float(self.end_scores(np.array([state]))[0])
         score = self._end_scores.get(state)
         if score is None:
             score = self._end_scores[state] = self.lm.end_score(self._states[state])

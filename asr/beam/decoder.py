@@ -103,14 +103,15 @@ class BeamSearchDecoder:
             lm_words = lm.spellable_words(vocab)
         self._vocab_known = lm_words is not None
         # Built once, shared by copies (with_weights) and copied into each new cache.
-        self._lm_trie, self._lm_trie_count = lm_trie(vocab, lm_words or ())
+        self._lm_trie, self._lm_trie_count, words, nodes = lm_trie(vocab, lm_words or ())
         # An ARPA LM is also compiled into tables the search reads without calling Python.
         self._compiled = lm.compiled() if lm is not None else None
-        self._by_node = (word_ids_by_node(self._lm_trie, vocab, lm_words, self._compiled, self._lower)
-                         if self._compiled is not None else None)
-        self._tables = no_compiled_tables() if self._compiled is None else CompiledTables(
-            *(getattr(self._compiled.tables, name) for name in ("keys", "slot_node", "prob", "backoff", "suffix",
-                                                                 "extended")), self._by_node)
+        if self._compiled is None:
+            self._tables = no_compiled_tables()
+        else:
+            t = self._compiled.tables
+            by_node = word_ids_by_node(self._lm_trie_count, words, nodes, self._compiled, self._lower)
+            self._tables = CompiledTables(t.keys, t.slot_node, t.prob, t.backoff, t.suffix, t.extended, by_node)
         self._settings = self._kernel_settings()
         self._cache: LMCache | None = None  # made on first use
 
@@ -171,7 +172,7 @@ class BeamSearchDecoder:
         lengths = [min(int(n), lp.shape[1]) for n in lengths.cpu().tolist()]
         if self._cache is None or self._cache.full():
             self._cache = LMCache(self.vocab, self.lm, self._lm_trie, self._lm_trie_count, self.alpha, self.beta,
-                                  self.oov_logprob, self._lower, self._compiled, self._by_node)
+                                  self.oov_logprob, self._lower, self._compiled, self._tables, self._settings)
         # Each kept candidate creates at most one prefix node and one frame record.
         capacity = 1 + max(lengths, default=0) * self.beam_width
         prefixes = Prefixes(np.empty((capacity, 6), np.int64), np.empty(capacity), np.zeros(capacity, np.int64),

@@ -96,15 +96,19 @@ def _trie_add(trie: np.ndarray, counters: np.ndarray, node: int, char: int, in_l
 
 
 @_jit
-def trie_build(trie: np.ndarray, counters: np.ndarray, chars: np.ndarray, ends: np.ndarray) -> None:
-    """Add words (token ids ``chars``, split at the cumulative lengths ``ends``) as LM words."""
+def trie_build(trie: np.ndarray, counters: np.ndarray, chars: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Add words (token ids ``chars``, split at the cumulative lengths ``ends``) as LM words;
+    the trie node of each."""
+    nodes = np.empty(ends.shape[0], np.int64)
     start = 0
-    for end in ends:
+    for k in range(ends.shape[0]):
         node = 0
-        for j in range(start, end):
+        for j in range(start, ends[k]):
             node = _trie_add(trie, counters, node, chars[j], 1)
         trie[node, END] = 1
-        start = end
+        nodes[k] = node
+        start = ends[k]
+    return nodes
 
 
 @_jit
@@ -155,18 +159,34 @@ def search(lp: np.ndarray, n_frames: int, settings: np.ndarray, prefixes: Prefix
 
 
 @_jit
+def lm_node(state: int, begin: int) -> int:
+    """A compiled LM's node for LM state id ``state``, and the state id for a node (the mapping
+    is its own inverse): the same number, but for 0 and ``begin`` (<s>'s node) swapped, since
+    the search starts every utterance in state id 0."""
+    return begin if state == 0 else (0 if state == begin else state)
+
+
+@_jit
 def native_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended, by_node, opt, state, key):
     """(weighted score, next state id) of the word at trie node ``key`` (0: outside the LM)
-    after LM state id ``state``, from a compiled LM. State ids are the LM's nodes, but for
-    id 0, which is <s>'s node (``opt.lm_begin``), and id ``lm_begin``, the empty context."""
-    begin = opt.lm_begin
-    lm_state = begin if state == 0 else (0 if state == begin else state)
+    after LM state id ``state``, from a compiled LM."""
     word = by_node[key] if 0 < key < by_node.shape[0] else -1
-    logp, nxt = lm_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended, opt.unk_prob, lm_state, word)
+    logp, nxt = lm_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended, opt.unk_prob,
+                         lm_node(state, opt.lm_begin), word)
     logp *= LOG_10
     if opt.use_oov and word < 0:
         logp = opt.oov_logprob
-    return opt.alpha * logp + opt.beta, begin if nxt == 0 else (0 if nxt == begin else nxt)
+    return opt.alpha * logp + opt.beta, lm_node(nxt, opt.lm_begin)
+
+
+@_jit
+def native_scores(compiled: CompiledTables, settings: np.ndarray, pending: np.ndarray, out_score: np.ndarray,
+                  out_next: np.ndarray) -> None:
+    """:func:`native_score` of each (LM state id, trie node) row of ``pending``."""
+    opt, t = settings[0], compiled
+    for i in range(pending.shape[0]):
+        out_score[i], out_next[i] = native_score(t.ng_keys, t.ng_node, t.ng_prob, t.ng_backoff, t.ng_suffix,
+                                                 t.ng_extended, t.by_node, opt, pending[i, 0], pending[i, 1])
 
 
 @_jit

@@ -26,6 +26,7 @@ import numpy as np
 
 from asr.beam.jit import _hash_slot, _jit
 from asr.io import atomic_path
+from asr.lm import arpa_counts
 
 LOG_10 = math.log(10.0)
 CACHE_SUFFIX = ".asr-ngram.npz"  # beside the ARPA file: its tables, read in a fraction of a second
@@ -135,15 +136,13 @@ def _read_arpa(path: Path) -> tuple[dict[str, int], list[tuple[np.ndarray, np.nd
     probabilities (N,) and backoffs (N,), read line by line into arrays the header sizes."""
     opener = gzip.open if path.suffix == ".gz" else open
     word_ids: dict[str, int] = {}
-    counts: list[int] = []
+    counts = arpa_counts(path)
     grams = []
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         line = next(f, None)
         while line is not None:
             line = line.strip()
-            if line.startswith("ngram ") and "=" in line:
-                counts.append(int(line.split("=", 1)[1]))
-            elif line.endswith("-grams:"):
+            if line.endswith("-grams:"):
                 k = int(line[1:].split("-")[0])
                 section, line = _read_order(f, k, counts[k - 1], word_ids)
                 grams.append(section)
