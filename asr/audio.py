@@ -6,6 +6,7 @@ other video, webm/Opus, wma, ...) and MP3 are decoded by FFmpeg's libraries insi
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,11 +105,27 @@ def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterat
     through.
     """
     path = check_audio_file(path)
-    sound_file = _open_soundfile(path)
+    yield from _stream(path, None, read_seconds)
+
+
+def stream_audio_bytes(data: bytes, name: str, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
+    """:func:`stream_audio` for a file held in memory (an upload): nothing touches the file
+    system. ``name`` stands for the file in error messages."""
+    if not data:
+        raise AudioError(name, "file is empty (0 bytes)")
+    yield from _stream(Path(name), data, read_seconds)
+
+
+def _stream(path: Path, data: bytes | None, read_seconds: float) -> Iterator[np.ndarray]:
+    sound_file = _open_soundfile(path, data)
     if sound_file is None:
-        rate, blocks = _ffmpeg_blocks(path, read_seconds)
+        rate, blocks = _ffmpeg_blocks(path, read_seconds, data)
     else:
         rate, blocks = sound_file.samplerate, _soundfile_blocks(path, sound_file, read_seconds)
+    return _mono_blocks(path, rate, blocks)
+
+
+def _mono_blocks(path: Path, rate: int, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     resampler = None
     if rate != SAMPLE_RATE:
         resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
@@ -143,13 +160,14 @@ def _check_length(path: Path, frames: int, rate: int, channels: int) -> None:
                                f"most {MAX_LOAD_SECONDS / 3600:g} h); asr transcribe streams recordings of any length")
 
 
-def _open_soundfile(path: Path) -> sf.SoundFile | None:
-    """The file opened by libsndfile (WAV, FLAC, Ogg Vorbis/Opus, AIFF, ...), or None when
-    libsndfile cannot open it (or should not read it). A file it opens but then fails to
-    read is damaged and is not handed to FFmpeg, which would quietly skip the damage."""
+def _open_soundfile(path: Path, data: bytes | None = None) -> sf.SoundFile | None:
+    """The file (or ``data``, the file's bytes) opened by libsndfile (WAV, FLAC, Ogg
+    Vorbis/Opus, AIFF, ...), or None when libsndfile cannot open it (or should not read it).
+    A file it opens but then fails to read is damaged and is not handed to FFmpeg, which
+    would quietly skip the damage."""
     try:
         # As bytes: soundfile cannot encode a str holding a file name that is not UTF-8.
-        sound_file = sf.SoundFile(os.fsencode(path))
+        sound_file = sf.SoundFile(os.fsencode(path) if data is None else io.BytesIO(data))
     except _SOUNDFILE_ERRORS:
         return None
     if sound_file.format == "MP3":
@@ -180,17 +198,17 @@ def _soundfile_blocks(path: Path, sound_file: sf.SoundFile, read_seconds: float)
         raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
 
 
-def _ffmpeg_blocks(path: Path, read_seconds: float) -> tuple[int, Iterator[np.ndarray]]:
-    """The sample rate and (N, C) float32 blocks of about ``read_seconds`` of the file's first
-    audio stream, decoded by FFmpeg's libraries inside PyAV: m4a/AAC, mp4 and other video
-    containers, webm/Opus, wma, and anything else libsndfile cannot open."""
+def _ffmpeg_blocks(path: Path, read_seconds: float, data: bytes | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """The sample rate and (N, C) float32 blocks of about ``read_seconds`` of the file's (or
+    ``data``'s) first audio stream, decoded by FFmpeg's libraries inside PyAV: m4a/AAC, mp4
+    and other video containers, webm/Opus, wma, and anything else libsndfile cannot open."""
     try:
         import av
     except ImportError:
         raise AudioError(path, "cannot decode audio (libsndfile does not know this format, and PyAV, which "
                                "reads the others, is not installed: pip install av)") from None
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path) if data is None else io.BytesIO(data), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as err:
         raise AudioError(path, f"cannot decode audio ({_ffmpeg_message(err)})") from None
     if not container.streams.audio:

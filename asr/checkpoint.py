@@ -20,7 +20,7 @@ import torch
 
 from asr.config import ConfigError, ExperimentConfig
 from asr.errors import UserError
-from asr.inference import log_probs
+from asr.inference import log_probs, model_device
 from asr.io import atomic_write
 from asr.model import AcousticModel
 from asr.text import Vocabulary
@@ -41,6 +41,10 @@ class LoadedModel:
     vocab: Vocabulary
     config: ExperimentConfig
     raw: dict[str, Any]  # everything else in the file (training state, optimizer, ...)
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
 
     def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the

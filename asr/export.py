@@ -158,6 +158,8 @@ class OnnxModel:
         except (ValueError, TypeError, AttributeError) as err:  # ConfigError and JSON errors are ValueErrors
             raise OnnxModelError(f"{path}: damaged asr metadata ({' '.join(str(err).split())[:160]})") from None
 
+    device = torch.device("cpu")  # ONNX Runtime's CPU provider
+
     def run(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, n_mels) log-mel, lengths (B,) -> log-probs (B, T', V), lengths (B,)."""
         try:

@@ -30,6 +30,11 @@ class Recognizer(Protocol):
     vocab: Vocabulary  # the tokens the log-probabilities' last axis indexes
     config: ExperimentConfig  # features and model settings (frame rate: model.stack feature hops)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs: what its batches may cost in memory and gain from size."""
+        ...
+
     def log_probs(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """waves (B, N) at 16 kHz, lengths (B,) -> log-probabilities (B, T', V), lengths (B,)."""
         ...
@@ -106,12 +111,16 @@ def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = 
     return load_model(path, resolve_device(device))
 
 
+def model_device(model: nn.Module) -> torch.device:
+    # int8 layers hold their weights outside parameters(); the normalisation buffers stay.
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
 @torch.inference_mode()
 def log_probs(
     model: AcousticModel, features: FeatureConfig, waves: torch.Tensor, lengths: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the model's device."""
-    # int8 layers hold their weights outside parameters(); the normalisation buffers stay.
-    device = next(itertools.chain(model.parameters(), model.buffers())).device
+    device = model_device(model)
     feats, feat_lengths = log_mel(waves.to(device), lengths.to(device), features)
     return model(feats, feat_lengths)

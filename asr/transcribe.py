@@ -35,7 +35,11 @@ PAUSE_FRAME = 160  # samples: 10 ms frames for finding pauses
 PAUSE_DEPTH_DB = 20.0  # pauses are sought only where speech (90th percentile) is this far above the floor
 PAUSE_MARGIN_DB = 8.0  # frames this close to the noise floor count as pause
 LEAD_IN_SECONDS = 0.1  # a piece that follows a pause starts at most this long before the sound resumes
-MAX_BATCH_SECONDS = 240.0  # padded audio per forward pass; bounds memory on any device
+# Padded audio per forward pass, which bounds memory. A GPU gains from large batches. A CPU
+# does not: 30-60 s batches transcribed the demo's test set as fast as 240 s ones, and a
+# 60-minute file peaked at 504 MB RSS against 846 MB (docs/benchmarks.md, issue 17).
+MAX_BATCH_SECONDS = 240.0
+CPU_BATCH_SECONDS = 32.0
 MIN_STEP_SECONDS = 1.0  # shortest window, and shortest step from one overlapping window to the next
 
 
@@ -44,7 +48,7 @@ class TranscribeOptions:
     window_seconds: float = WINDOW_SECONDS
     overlap_seconds: float = OVERLAP_SECONDS
     min_pause_seconds: float = MIN_PAUSE_SECONDS  # math.inf: cut long files into overlapping windows only
-    max_batch_seconds: float = MAX_BATCH_SECONDS
+    max_batch_seconds: float | None = None  # None: by device, CPU_BATCH_SECONDS or MAX_BATCH_SECONDS
     read_seconds: float = READ_SECONDS
 
     def __post_init__(self) -> None:
@@ -57,8 +61,15 @@ class TranscribeOptions:
                              f"than the window ({self.window_seconds} s)")
         if self.min_pause_seconds <= 0:
             raise ValueError(f"min_pause_seconds must be positive, got {self.min_pause_seconds}")
-        if self.max_batch_seconds < self.window_seconds or self.read_seconds <= 0:
+        too_small = self.max_batch_seconds is not None and self.max_batch_seconds < self.window_seconds
+        if too_small or self.read_seconds <= 0:
             raise ValueError("max_batch_seconds must hold a window and read_seconds must be positive")
+
+    def batch_seconds(self, device: torch.device) -> float:
+        """Padded audio per forward pass on ``device``: at least a window."""
+        if self.max_batch_seconds is not None:
+            return self.max_batch_seconds
+        return max(self.window_seconds, CPU_BATCH_SECONDS if device.type == "cpu" else MAX_BATCH_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,7 @@ def _glob(pattern: str) -> list[Path]:
 
 
 @dataclass(frozen=True)
-class _Piece:
+class Piece:
     """Part of a file to decode on its own, and which of its words to keep: those whose
     centre lies after ``keep_from`` (and after the last word kept) and before ``keep_until``."""
 
@@ -198,7 +209,7 @@ def _first_pause(samples: np.ndarray, min_pause: float, sound_after: bool) -> in
     return None
 
 
-def _pieces(blocks: Iterable[np.ndarray], window: int, overlap: int, min_pause: float) -> Iterator[_Piece]:
+def _pieces(blocks: Iterable[np.ndarray], window: int, overlap: int, min_pause: float) -> Iterator[Piece]:
     """Cut a stream of sample blocks into pieces of at most ``window`` samples.
 
     A stream no longer than ``window`` is one piece. Otherwise a piece ends in the middle
@@ -213,18 +224,26 @@ def _pieces(blocks: Iterable[np.ndarray], window: int, overlap: int, min_pause: 
             long = True
             cut = _first_pause(buffer[:window], min_pause, sound_after=False)
             if cut is not None:
-                yield _Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
+                yield Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
                 buffer, start, keep_from = buffer[cut:], start + cut, (start + cut) / SAMPLE_RATE
             else:
                 hop = window - overlap
-                yield _Piece(start, buffer[:window], keep_from, (start + window - overlap / 2) / SAMPLE_RATE)
+                yield Piece(start, buffer[:window], keep_from, (start + window - overlap / 2) / SAMPLE_RATE)
                 # The first quarter of the overlap sits too near the new piece's edge to be trusted.
                 buffer, start, keep_from = buffer[hop:], start + hop, (start + hop + overlap / 4) / SAMPLE_RATE
     while long and (cut := _first_pause(buffer, min_pause, sound_after=True)) is not None:
-        yield _Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
+        yield Piece(start, buffer[:cut], keep_from, (start + cut) / SAMPLE_RATE)
         buffer, start, keep_from = buffer[cut:], start + cut, (start + cut) / SAMPLE_RATE
     if len(buffer):
-        yield _Piece(start, buffer, keep_from, math.inf)
+        yield Piece(start, buffer, keep_from, math.inf)
+
+
+def cut_pieces(blocks: Iterable[np.ndarray], options: TranscribeOptions) -> Iterator[Piece]:
+    """:func:`_pieces` with the window, overlap and pause of ``options``."""
+    window = round(options.window_seconds * SAMPLE_RATE)
+    overlap = round(options.overlap_seconds * SAMPLE_RATE)
+    min_pause = options.min_pause_seconds * SAMPLE_RATE / PAUSE_FRAME  # frames
+    return _pieces(blocks, window, overlap, min_pause)
 
 
 class _Stitcher:
@@ -264,23 +283,27 @@ def frame_seconds(recognizer: Recognizer) -> float:
     return recognizer.config.model.stack * features.hop_length / features.sample_rate
 
 
-class _Batcher:
+class Batcher:
     """Collects pieces of consecutive files into forward passes and hands back finished
     files in input order."""
 
     def __init__(self, recognizer: Recognizer, decoder: Decoder, options: TranscribeOptions) -> None:
         self.recognizer, self.decoder, self.options = recognizer, decoder, options
         self.frame_seconds = frame_seconds(recognizer)
+        self.batch_samples = options.batch_seconds(recognizer.device) * SAMPLE_RATE
         self.files: dict[int, _File] = {}  # files read but not yet handed back, by input index
-        self.pending: list[tuple[int, _Piece]] = []  # (input index, piece)
+        self.pending: list[tuple[int, Piece]] = []  # (input index, piece)
         self.longest = 0  # samples of the longest pending piece
         self.next_out = 0  # input index of the next file to hand back
 
-    def add(self, file: int, piece: _Piece) -> None:
+    def open(self, file: int, path: str) -> _File:
+        """Start file ``file``: its pieces follow with :meth:`add`."""
+        state = self.files[file] = _File(path, _Stitcher())
+        return state
+
+    def add(self, file: int, piece: Piece) -> None:
         # Padded batch size: every piece in a batch costs as much as the longest.
-        if self.pending and max(self.longest, len(piece.samples)) * (len(self.pending) + 1) > (
-            self.options.max_batch_seconds * SAMPLE_RATE
-        ):
+        if self.pending and max(self.longest, len(piece.samples)) * (len(self.pending) + 1) > self.batch_samples:
             self.flush()
         self.pending.append((file, piece))
         self.longest = max(self.longest, len(piece.samples))
@@ -306,13 +329,21 @@ class _Batcher:
         self.pending.clear()
         self.longest = 0
 
+    def take(self, file: int) -> Transcript | None:
+        """File ``file``'s transcript once its last piece is decoded (or it failed), handed
+        back once; None before."""
+        state = self.files.get(file)
+        if state is None or not (state.done or state.error):
+            return None
+        del self.files[file]
+        if state.error is not None:
+            return Transcript(state.path, error=state.error)
+        return Transcript(state.path, tuple(state.stitcher.words), state.samples / SAMPLE_RATE)
+
     def finished(self) -> Iterator[Transcript]:
-        while self.next_out in self.files and (self.files[self.next_out].done or self.files[self.next_out].error):
-            state = self.files.pop(self.next_out)
-            if state.error is not None:
-                yield Transcript(state.path, error=state.error)
-            else:
-                yield Transcript(state.path, tuple(state.stitcher.words), state.samples / SAMPLE_RATE)
+        """The finished files, in input order."""
+        while (transcript := self.take(self.next_out)) is not None:
+            yield transcript
             self.next_out += 1
 
 
@@ -325,14 +356,11 @@ def transcribe_files(
     ``recognizer`` is a checkpoint's :class:`~asr.checkpoint.LoadedModel` or an
     :class:`~asr.export.OnnxModel`.
     """
-    batcher = _Batcher(recognizer, decoder, options)
-    window = round(options.window_seconds * SAMPLE_RATE)
-    overlap = round(options.overlap_seconds * SAMPLE_RATE)
-    min_pause = options.min_pause_seconds * SAMPLE_RATE / PAUSE_FRAME  # frames
+    batcher = Batcher(recognizer, decoder, options)
     for index, path in enumerate(paths):
-        state = batcher.files[index] = _File(str(path), _Stitcher())
+        state = batcher.open(index, str(path))
         try:
-            for piece in _pieces(stream_audio(path, options.read_seconds), window, overlap, min_pause):
+            for piece in cut_pieces(stream_audio(path, options.read_seconds), options):
                 state.samples = piece.start + len(piece.samples)
                 batcher.add(index, piece)
                 yield from batcher.finished()

@@ -16,23 +16,18 @@ import random
 import shutil
 from pathlib import Path
 
-import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
 import torch
-from torch import nn
 
 from asr.align import Word
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
-from asr.checkpoint import LoadedModel, load_model
+from asr.checkpoint import load_model
 from asr.cli import main
-from asr.config import ExperimentConfig
 from asr.corpora.synthetic.sentences import generate_sentences
 from asr.decode import GreedyDecoder
-from asr.model import ModelConfig
-from asr.text import Vocabulary
 from asr.transcribe import (
     TranscribeOptions,
     _pieces,
@@ -40,78 +35,9 @@ from asr.transcribe import (
     find_inputs,
     transcribe_files,
 )
+from tone import TONE_POSTERIOR, VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
 REPO = Path(__file__).resolve().parents[1]
-VOCAB = Vocabulary()
-
-# --- the tone model -------------------------------------------------------------------------
-
-FIRST_BIN, BIN_STEP = 10, 2  # letter k sounds at the centre of mel bin 10 + 2k
-BIN_FREQUENCIES = librosa.mel_frequencies(82, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]  # Hz, centre of each bin
-LETTER, LETTER_GAP, WORD_GAP = 0.06, 0.09, 0.12  # s: a letter's tone, silence between letters, around a space
-LOUD = -5.0  # log-mel power above which a frame holds a tone (digital silence is -23)
-
-
-class ToneModel(nn.Module):
-    """log-mel (B, T, 80) -> log-probs (B, T', V): in each stacked frame, the letter whose
-    bin is loudest, if a bin of a letter is loudest and loud enough, else blank."""
-
-    def __init__(self, stack: int = 3) -> None:
-        super().__init__()
-        self.cfg = ModelConfig(stack=stack)
-        self.unused = nn.Parameter(torch.zeros(()))  # inference finds the device from a parameter
-        self.max_batch_samples = 0  # the largest padded batch it was given, in feature frames x rows
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, frames, bins = feats.shape
-        self.max_batch_samples = max(self.max_batch_samples, batch * frames)
-        stack = self.cfg.stack
-        feats = nn.functional.pad(feats, (0, 0, 0, (-frames) % stack), value=-23.0)
-        peak, loudest = feats.reshape(batch, -1, stack, bins).amax(2).max(-1)  # (B, T')
-        token = torch.div(loudest - FIRST_BIN, BIN_STEP, rounding_mode="floor")
-        letter = ((loudest - FIRST_BIN) % BIN_STEP == 0) & (token >= 1) & (token < len(VOCAB)) & (peak > LOUD)
-        token = torch.where(letter, token, 0)
-        log_probs = (nn.functional.one_hot(token, len(VOCAB)).float() * 6).log_softmax(-1)
-        return log_probs, torch.div(lengths + stack - 1, stack, rounding_mode="floor")
-
-
-TONE_POSTERIOR = float(torch.tensor([6.0] + [0.0] * (len(VOCAB) - 1)).softmax(0)[0])
-
-
-def tone_model() -> LoadedModel:
-    return LoadedModel(ToneModel(), VOCAB, ExperimentConfig(), {})
-
-
-def _tone(token: int) -> np.ndarray:
-    n = round(LETTER * SAMPLE_RATE)
-    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.005 * SAMPLE_RATE))  # no clicks
-    t = np.arange(n) / SAMPLE_RATE
-    return (0.5 * ramp * np.sin(2 * np.pi * BIN_FREQUENCIES[FIRST_BIN + BIN_STEP * token] * t)).astype(np.float32)
-
-
-def _silence(seconds: float) -> np.ndarray:
-    return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
-
-
-def speak(text: str, pad: float = 0.3) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
-    """16 kHz tone audio of ``text`` with ``pad`` s of silence around it, and each word's
-    (word, start s, end s)."""
-    parts, words, at = [_silence(pad)], [], pad
-    for i, word in enumerate(text.split()):
-        if i:
-            parts += [_silence(WORD_GAP), _tone(VOCAB.space), _silence(WORD_GAP)]
-            at += 2 * WORD_GAP + LETTER
-        start = at
-        for j, token in enumerate(VOCAB.encode(word)):
-            if j:
-                parts.append(_silence(LETTER_GAP))
-                at += LETTER_GAP
-            parts.append(_tone(token))
-            at += LETTER
-        words.append((word, start, at))
-    parts.append(_silence(pad))
-    return np.concatenate(parts), words
-
 
 def _check_timings(got: tuple[Word, ...], expected: list[tuple[str, float, float]], tolerance: float) -> None:
     assert [w.text for w in got] == [w for w, _, _ in expected]
@@ -177,7 +103,7 @@ def test_long_streams_are_cut_at_pauses_else_into_overlapping_windows() -> None:
     min_pause = 0.25 * SAMPLE_RATE / 160
     # Sound with pauses of 0.5 s (cut 0.1 s before the sound resumes) and 0.1 s (too short to cut).
     parts = [_sound(3.0, rng), _pause(0.5, rng), _sound(1.0, rng), _pause(0.1, rng), _sound(2.0, rng),
-             _pause(0.5, rng), _sound(12.0, rng), _silence(0.5), _sound(4.0, rng)]
+             _pause(0.5, rng), _sound(12.0, rng), silence(0.5), _sound(4.0, rng)]
     signal = np.concatenate(parts)
     pieces = list(_pieces(np.array_split(signal, 9), window, overlap, min_pause))
     starts = [p.start / SAMPLE_RATE for p in pieces]
@@ -268,7 +194,7 @@ def test_ten_minute_file_equals_utterance_by_utterance(tmp_path: Path, min_pause
     transcribing its utterances one by one, whether it is cut at pauses or into overlapping
     windows, while no forward pass sees more than a batch of pieces."""
     sentences = generate_sentences(80, seed=5)
-    gap = _silence(0.4)
+    gap = silence(0.4)
     pieces, expected, utterance_paths, at = [], [], [], 0.0
     while at < 600:
         text = sentences[len(utterance_paths) % len(sentences)]
