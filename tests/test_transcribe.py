@@ -16,6 +16,7 @@ import random
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -23,12 +24,14 @@ import soxr
 import torch
 
 from asr.align import Word
-from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio, stream_audio_bytes
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.corpora.synthetic.sentences import generate_sentences
 from asr.decode import GreedyDecoder
 from asr.transcribe import (
+    CPU_BATCH_SECONDS,
+    MAX_BATCH_SECONDS,
     TranscribeOptions,
     _pieces,
     _Stitcher,
@@ -142,6 +145,36 @@ def test_stream_audio_matches_load_audio_at_any_rate_and_block(tmp_path: Path) -
             assert abs(len(streamed) - len(expected)) <= 1  # one-shot resampling rounds the length up
             n = min(len(streamed), len(expected))
             np.testing.assert_allclose(streamed[:n], expected[:n], atol=1e-6)
+
+
+def test_audio_in_memory_reads_as_the_file_does(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(SAMPLE_RATE * 2) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "a.flac", audio, 22_050)
+    with av.open(str(tmp_path / "a.m4a"), "w") as container:  # a format only FFmpeg reads
+        stream = container.add_stream("aac", rate=SAMPLE_RATE)
+        frame = av.AudioFrame.from_ndarray(audio[None], format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    for name in ("a.flac", "a.m4a"):
+        from_file = np.concatenate(list(stream_audio(tmp_path / name, 0.5)))
+        in_memory = np.concatenate(list(stream_audio_bytes((tmp_path / name).read_bytes(), name, 0.5)))
+        np.testing.assert_array_equal(in_memory, from_file)
+    with pytest.raises(AudioError, match="upload.wav: cannot decode"):
+        list(stream_audio_bytes(b"RIFF" + bytes(300), "upload.wav"))
+    with pytest.raises(AudioError, match="empty"):
+        list(stream_audio_bytes(b"", "upload.wav"))
+
+
+def test_batches_are_small_on_a_cpu_and_large_on_a_gpu() -> None:
+    options = TranscribeOptions()
+    assert options.batch_seconds(torch.device("cpu")) == CPU_BATCH_SECONDS < MAX_BATCH_SECONDS
+    assert options.batch_seconds(torch.device("cuda")) == MAX_BATCH_SECONDS
+    assert TranscribeOptions(window_seconds=50.0).batch_seconds(torch.device("cpu")) == 50.0  # a window fits
+    assert TranscribeOptions(max_batch_seconds=90.0).batch_seconds(torch.device("cpu")) == 90.0
+    with pytest.raises(ValueError, match="hold a window"):
+        TranscribeOptions(max_batch_seconds=10.0)
 
 
 def test_stream_audio_errors(tmp_path: Path) -> None:
