@@ -4,7 +4,8 @@
 ``file``, ``model``, ``language``, ``response_format``, ``timestamp_granularities[]``), so
 OpenAI's SDKs, ``curl`` scripts and apps written for whisper servers work unchanged.
 ``GET /v1/models`` lists the model, ``GET /health`` reports the queue, ``GET /`` is a page
-that records or uploads audio and shows the transcript.
+that records or uploads audio and shows the transcript, and the WebSocket ``/v1/audio/live``
+captions a stream of PCM as it arrives (:mod:`asr.listen`).
 
 One :class:`Engine` thread owns the model. Uploads wait in a bounded queue (a full one is
 answered 503 with ``Retry-After``); the engine reads every admitted upload in blocks, cuts
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
+import json
 import logging
 import math
 import queue
@@ -29,11 +31,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+import soxr
+
 from asr.audio import SAMPLE_RATE, AudioError, stream_audio_bytes
 from asr.decode import Decoder
 from asr.errors import UserError
 from asr.formats import split_segments, to_srt, to_vtt
 from asr.inference import Recognizer
+from asr.listen import Listener, ListenOptions
 from asr.transcribe import Batcher, Piece, TranscribeOptions, Transcript, cut_pieces
 
 log = logging.getLogger("asr.serve")
@@ -44,6 +50,7 @@ ENGLISH = ("en", "english")  # the language codes a request may name: every asr 
 MAX_UPLOAD_MB = 100.0  # an hour of 16 kHz FLAC is about 60-100 MB; OpenAI's own limit is 25 MB
 MAX_AUDIO_SECONDS = 3 * 3600.0
 MAX_QUEUE = 64  # uploads admitted and not yet answered
+MAX_STREAMS = 8  # live streams at once: each costs up to a few percent of a core at real time
 FORM_OVERHEAD = 64 << 10  # bytes a multipart body may carry beyond its file: boundaries, headers, fields
 DRAIN_BYTES = 256 << 20  # an oversized body is read (and dropped) up to this much, so the client hears the 413
 
@@ -72,6 +79,33 @@ class _Job:
     too_long: bool = False
 
 
+class _Locked:
+    """A recognizer whose forward passes run one at a time."""
+
+    def __init__(self, recognizer: Recognizer, lock: threading.Lock) -> None:
+        self.inner, self.lock = recognizer, lock
+        self.vocab, self.config = recognizer.vocab, recognizer.config
+
+    @property
+    def device(self):
+        return self.inner.device
+
+    def log_probs(self, waves, lengths):
+        with self.lock:
+            return self.inner.log_probs(waves, lengths)
+
+
+class _LockedDecoder:
+    """A decoder whose searches run one at a time (a beam search's LM cache is not shared safely)."""
+
+    def __init__(self, decoder: Decoder, lock: threading.Lock) -> None:
+        self.inner, self.lock = decoder, lock
+
+    def __call__(self, log_probs, lengths):
+        with self.lock:
+            return self.inner(log_probs, lengths)
+
+
 @dataclass
 class EngineStats:
     queued: int  # uploads admitted and not yet answered
@@ -93,7 +127,11 @@ class Engine:
                  max_queue: int = MAX_QUEUE, max_audio_seconds: float = MAX_AUDIO_SECONDS) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
-        self.recognizer, self.decoder, self.options = recognizer, decoder, options or TranscribeOptions()
+        # Live streams (:func:`create_app`'s WebSocket) decode on their own threads: every
+        # forward pass, the engine's and theirs, takes the model's lock.
+        lock = threading.Lock()
+        self.recognizer, self.decoder = _Locked(recognizer, lock), _LockedDecoder(decoder, lock)
+        self.options = options or TranscribeOptions()
         self.max_queue, self.max_audio_seconds = max_queue, max_audio_seconds
         self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -249,6 +287,7 @@ def verbose_json(transcript: Transcript, granularities: tuple[str, ...]) -> dict
 class ServerSettings:
     model_name: str
     max_upload_bytes: int = int(MAX_UPLOAD_MB * (1 << 20))
+    max_streams: int = MAX_STREAMS  # live WebSocket streams at once
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     created: int = 0  # the model file's time, for /v1/models
@@ -386,13 +425,45 @@ def _audio_seconds(data: bytes, name: str) -> float:
         return math.nan
 
 
+async def _live_stream(websocket, listener: Listener, rate: int) -> None:
+    from starlette.concurrency import run_in_threadpool
+    from starlette.websockets import WebSocketDisconnect
+
+    resampler = None
+    if rate != SAMPLE_RATE:
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    held = b""
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            end = (message.get("text") or "").strip().lower() == "end"
+            data, held = held + (message.get("bytes") or b""), b""
+            if len(data) % 2:
+                data, held = data[:-1], data[-1:]
+            samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+            if resampler is not None:
+                samples = resampler.resample_chunk(samples, last=end)
+            updates = await run_in_threadpool(listener.feed, samples)
+            if end:
+                updates += await run_in_threadpool(listener.finish)
+            for update in updates:
+                await websocket.send_text(json.dumps(update.to_json(), ensure_ascii=False))
+            if end:
+                await websocket.close(code=1000)
+                return
+    except WebSocketDisconnect:
+        return
+
+
 def create_app(engine: Engine, settings: ServerSettings):
     """The Starlette app over ``engine``; the caller closes the engine."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
     from starlette.responses import HTMLResponse, JSONResponse
-    from starlette.routing import Route
+    from starlette.routing import Route, WebSocketRoute
 
     page = resources.files("asr").joinpath("web/index.html").read_text(encoding="utf-8")
     key = settings.api_key.encode() if settings.api_key else None
@@ -449,6 +520,35 @@ def create_app(engine: Engine, settings: ServerSettings):
                              "max_queue": stats.max_queue, "requests": stats.requests,
                              "audio_seconds": round(stats.audio_seconds, 1)})
 
+    streams = 0  # live streams open
+
+    async def live(websocket):
+        """Binary frames of s16le mono PCM (``?rate=``, default 16000) in; one JSON object per
+        update out, as ``asr listen --format jsonl`` prints them. A text frame ``end`` makes
+        the open segment final and closes the stream."""
+        nonlocal streams
+        await websocket.accept()
+        error = None
+        try:
+            authorize(websocket)
+        except RequestError as err:
+            error = err
+        rate = websocket.query_params.get("rate", str(SAMPLE_RATE))
+        if error is None and not (rate.isdigit() and 4000 <= int(rate) <= 768_000):
+            error = RequestError(400, f"rate {rate!r}: give the PCM's sample rate in Hz, 4000-768000", "rate")
+        if error is None and streams >= settings.max_streams:
+            error = RequestError(503, f"the server is busy ({settings.max_streams} live streams); try again shortly",
+                                 code="too_many_streams")
+        if error is not None:
+            await websocket.send_text(error.response().body.decode())
+            await websocket.close(code={401: 1008, 503: 1013}.get(error.status, 1003))
+            return
+        streams += 1
+        try:
+            await _live_stream(websocket, Listener(engine.recognizer, engine.decoder, ListenOptions()), int(rate))
+        finally:
+            streams -= 1
+
     async def index(request):
         return HTMLResponse(page)
 
@@ -461,6 +561,7 @@ def create_app(engine: Engine, settings: ServerSettings):
     routes = [
         Route("/", index), Route("/health", health), Route("/v1/models", models),
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+        WebSocketRoute("/v1/audio/live", live),
     ]
     return Starlette(routes=routes, middleware=middleware)
 

@@ -191,12 +191,7 @@ def _first_pause(samples: np.ndarray, min_pause: float, sound_after: bool) -> in
     utterance of a noisy recording took WER from 23.9% to 26.7%; after it, to 24.7%).
     """
     energy = energy_db(samples, PAUSE_FRAME)
-    silent = energy <= DIGITAL_SILENCE_DB
-    # Quiet frames count only where speech stands well above the floor: in noisy audio, or
-    # in speech without a pause, the quietest frames may be parts of words. The margin is
-    # below the 10 dB of word edges, as a false pause cuts a word in two.
-    if len(energy) and np.percentile(energy, 90) - (floor := noise_floor(energy)) >= PAUSE_DEPTH_DB:
-        silent |= energy <= max(floor + PAUSE_MARGIN_DB, float(energy.max()) - 40.0)
+    silent = silent_frames(energy, energy)
     sound = np.flatnonzero(~silent)
     if not len(sound):
         return None
@@ -207,6 +202,19 @@ def _first_pause(samples: np.ndarray, min_pause: float, sound_after: bool) -> in
             lead_in = round(LEAD_IN_SECONDS * SAMPLE_RATE / PAUSE_FRAME)
             return int(sound[0] + max((begin + end) // 2, end - lead_in)) * PAUSE_FRAME
     return None
+
+
+def silent_frames(energy: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """Which 10 ms frames of ``energy`` (dB, (T,)) are pause, judged against the noise floor
+    and speech level of ``history`` (dB frames of the audio around them, ``energy`` itself
+    for a whole file); (T,) bool."""
+    silent = energy <= DIGITAL_SILENCE_DB
+    # Quiet frames count only where speech stands well above the floor: in noisy audio, or
+    # in speech without a pause, the quietest frames may be parts of words. The margin is
+    # below the 10 dB of word edges, as a false pause cuts a word in two.
+    if len(history) and np.percentile(history, 90) - (floor := noise_floor(history)) >= PAUSE_DEPTH_DB:
+        silent |= energy <= max(floor + PAUSE_MARGIN_DB, float(history.max()) - 40.0)
+    return silent
 
 
 def _pieces(blocks: Iterable[np.ndarray], window: int, overlap: int, min_pause: float) -> Iterator[Piece]:
@@ -283,13 +291,30 @@ def frame_seconds(recognizer: Recognizer) -> float:
     return recognizer.config.model.stack * features.hop_length / features.sample_rate
 
 
+def decode_words(recognizer: Recognizer, decoder: Decoder,
+                 pieces: list[tuple[np.ndarray, float]]) -> list[list[Word]]:
+    """Decode (samples, start s) pieces in one forward pass; each piece's words, timed from
+    the start of its stream and ending within the piece."""
+    seconds = frame_seconds(recognizer)
+    waves, lengths = pad_waves([torch.from_numpy(samples) for samples, _ in pieces])
+    lp, out_lengths = recognizer.log_probs(waves, lengths)  # (B, T', V), (B,)
+    hyps = decoder(lp, out_lengths)
+    lp, out_lengths = lp.float().cpu(), out_lengths.cpu()
+    words = []
+    for (samples, offset), hyp, frames, n in zip(pieces, hyps, lp, out_lengths.tolist()):
+        end = offset + len(samples) / SAMPLE_RATE
+        loud = loud_frames(samples, round(seconds * SAMPLE_RATE), n)
+        words.append([Word(w.text, w.start, min(w.end, end), w.confidence)
+                      for w in align_words(hyp, frames[:n], recognizer.vocab, seconds, offset, loud)])
+    return words
+
+
 class Batcher:
     """Collects pieces of consecutive files into forward passes and hands back finished
     files in input order."""
 
     def __init__(self, recognizer: Recognizer, decoder: Decoder, options: TranscribeOptions) -> None:
         self.recognizer, self.decoder, self.options = recognizer, decoder, options
-        self.frame_seconds = frame_seconds(recognizer)
         self.batch_samples = options.batch_seconds(recognizer.device) * SAMPLE_RATE
         self.files: dict[int, _File] = {}  # files read but not yet handed back, by input index
         self.pending: list[tuple[int, Piece]] = []  # (input index, piece)
@@ -311,20 +336,13 @@ class Batcher:
     def flush(self) -> None:
         if not self.pending:
             return
-        waves, lengths = pad_waves([torch.from_numpy(p.samples) for _, p in self.pending])
-        lp, out_lengths = self.recognizer.log_probs(waves, lengths)  # (B, T', V), (B,)
-        hyps = self.decoder(lp, out_lengths)
-        lp, out_lengths = lp.float().cpu(), out_lengths.cpu()
-        for (file, piece), hyp, frames, n in zip(self.pending, hyps, lp, out_lengths.tolist()):
+        pieces = [(piece.samples, piece.start / SAMPLE_RATE) for _, piece in self.pending]
+        words = decode_words(self.recognizer, self.decoder, pieces)
+        for (file, piece), piece_words in zip(self.pending, words):
             state = self.files.get(file)
             if state is None or state.error is not None:
                 continue  # the file failed further on; its pieces are dropped
-            offset = piece.start / SAMPLE_RATE
-            end = offset + len(piece.samples) / SAMPLE_RATE
-            loud = loud_frames(piece.samples, round(self.frame_seconds * SAMPLE_RATE), n)
-            words = [Word(w.text, w.start, min(w.end, end), w.confidence)
-                     for w in align_words(hyp, frames[:n], self.recognizer.vocab, self.frame_seconds, offset, loud)]
-            state.stitcher.add(words, piece.keep_from, piece.keep_until)
+            state.stitcher.add(piece_words, piece.keep_from, piece.keep_until)
             state.done = piece.last
         self.pending.clear()
         self.longest = 0

@@ -328,3 +328,35 @@ def test_verbose_json_is_valid_json_for_an_empty_transcript() -> None:
                      **{"timestamp_granularities[]": ["word", "segment"]})
     body = json.loads(reply.text)
     assert body["text"] == "" and body["words"] == [] and body["segments"] == []
+
+
+# --- live captions over a WebSocket -------------------------------------------------------------
+
+
+def test_live_websocket_round_trip() -> None:
+    from websockets.sync.client import connect
+
+    first, _ = speak("HELLO THERE")
+    second, _ = speak("ALPHA BETA GAMMA")
+    audio = np.concatenate([first, silence(0.5), second])
+    pcm = (audio * 32767).astype("<i2").tobytes()
+    with tone_server(api_key="s3cret") as url:
+        live = url.replace("http://", "ws://") + "/v1/audio/live"
+        with connect(live) as ws:  # no key: told so, and closed
+            assert json.loads(ws.recv())["error"]["code"] == "invalid_api_key"
+        with connect(live, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+            for i in range(0, len(pcm), 3201):  # odd sizes: samples split across frames
+                ws.send(pcm[i : i + 3201])
+            ws.send("end")
+            updates = [json.loads(message) for message in ws]
+        with connect(live + "?rate=48000", additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+            import soxr
+
+            ws.send((soxr.resample(audio, SAMPLE_RATE, 48_000) * 32767).astype("<i2").tobytes())
+            ws.send("end")
+            resampled = [json.loads(message) for message in ws]
+    finals = [w["word"] for u in updates if u["final"] for w in u["words"]]
+    assert finals == "HELLO THERE ALPHA BETA GAMMA".split()
+    assert any(not u["final"] for u in updates) and all(set(u) == {"text", "start", "end", "final", "words"}
+                                                        for u in updates)
+    assert [w["word"] for u in resampled if u["final"] for w in u["words"]] == finals

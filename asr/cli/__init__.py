@@ -23,8 +23,9 @@ __all__ = ["EXIT_PARTIAL_FAILURE", "EXIT_USER_ERROR", "build_parser", "main"]
 
 # In the order ``asr --help`` lists them.
 PARSER_BUILDERS = (
-    corpus.add_synth, corpus.add_prepare, model.add_train, decode.add_evaluate, decode.add_transcribe, serve.add_serve,
-    model.add_export, lm.add_lm, lm.add_tune_lm, corpus.add_download, corpus.add_validate, model.add_average,
+    corpus.add_synth, corpus.add_prepare, model.add_train, decode.add_evaluate, decode.add_transcribe,
+    serve.add_serve, serve.add_listen, model.add_export, lm.add_lm, lm.add_tune_lm, corpus.add_download,
+    corpus.add_validate, model.add_average,
 )
 
 

@@ -1,4 +1,5 @@
-"""Commands that serve a model: serve (HTTP, OpenAI's transcription protocol and a web page)."""
+"""Commands that run a model live: serve (HTTP, OpenAI's transcription protocol and a web page) and
+listen (captions of a stream as it arrives)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from asr.cli.args import add_decoder_args, add_model_args, decoder, fail, finite, whole
+from asr.errors import UserError
 
 API_KEY_VARIABLE = "ASR_API_KEY"
 
@@ -58,8 +60,15 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from asr.serve import MAX_AUDIO_SECONDS, MAX_QUEUE, MAX_UPLOAD_MB, Engine, ServerSettings, create_app
-    from asr.serve import require_server_packages
+    from asr.serve import (
+        MAX_AUDIO_SECONDS,
+        MAX_QUEUE,
+        MAX_UPLOAD_MB,
+        Engine,
+        ServerSettings,
+        create_app,
+        require_server_packages,
+    )
 
     require_server_packages()
     import uvicorn
@@ -102,4 +111,157 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         engine.close()
         sock.close()
+    return 0
+
+
+# --- asr listen -----------------------------------------------------------------------------
+
+PCM_BLOCK_SECONDS = 0.1  # audio read from stdin or a microphone at a time
+
+
+def add_listen(sub) -> None:
+    p = sub.add_parser("listen", help="live captions: transcribe a stream (stdin PCM, a file, the microphone) "
+                                      "as it arrives")
+    add_model_args(p, onnx=True, compute_type=True)
+    add_decoder_args(p)
+    p.add_argument("--input", default="-", metavar="-|FILE|mic",
+                   help="- (default): raw signed 16-bit little-endian mono PCM on stdin (arecord -f S16_LE -r 16000 "
+                        "-c 1 -t raw, ffmpeg ... -f s16le -ac 1 -ar 16000 -); FILE: any audio file; mic: the "
+                        "default input device (needs the sounddevice package)")
+    p.add_argument("--rate", type=whole(4000, 768_000), default=16_000, help="stdin PCM sample rate (default 16000)")
+    p.add_argument("--realtime", action="store_true", help="read FILE at real-time pace (default: as fast as it can)")
+    p.add_argument("--format", default="text", choices=("text", "jsonl"),
+                   help="text: captions (on a terminal the partial line is rewritten in place; otherwise one line "
+                        "per segment); jsonl: one JSON object per update")
+    group = p.add_argument_group("latency and cost")
+    group.add_argument("--update", type=finite, default=0.25, metavar="SECONDS",
+                       help="decode the open segment after this much new audio (default 0.25)")
+    group.add_argument("--right-context", type=finite, default=0.6, metavar="SECONDS",
+                       help="audio heard after a word before it is final; less is faster and less accurate "
+                            "(default 0.6)")
+    group.add_argument("--pause", type=finite, default=0.25, metavar="SECONDS",
+                       help="silence after speech that closes a segment (default 0.25)")
+    group.add_argument("--max-segment", type=finite, default=12.0, metavar="SECONDS",
+                       help="longest audio decoded at once; bounds the cost of each update (default 12)")
+    p.set_defaults(func=run_listen)
+
+
+def _stdin_blocks(rate: int):
+    """Float32 blocks of the s16le PCM on stdin, at 16 kHz."""
+    import numpy as np
+
+    from asr.audio import SAMPLE_RATE
+
+    stream = sys.stdin.buffer
+    size = max(2, round(PCM_BLOCK_SECONDS * rate) * 2)
+    resampler = None
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    held = b""
+    while True:
+        data = stream.read1(size) if hasattr(stream, "read1") else stream.read(size)
+        end = not data
+        data, held = held + data, b""
+        if len(data) % 2:
+            data, held = data[:-1], data[-1:]
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+        if resampler is not None:
+            samples = resampler.resample_chunk(samples, last=end)
+        if len(samples):
+            yield samples
+        if end:
+            return
+
+
+def _file_blocks(path: str, realtime: bool):
+    import time
+
+    from asr.audio import SAMPLE_RATE, stream_audio
+
+    started, heard = time.monotonic(), 0
+    for block in stream_audio(path, PCM_BLOCK_SECONDS):
+        heard += len(block)
+        if realtime:
+            time.sleep(max(0.0, started + heard / SAMPLE_RATE - time.monotonic()))
+        yield block
+
+
+def _mic_blocks():
+    import queue
+
+    from asr.audio import SAMPLE_RATE
+
+    try:
+        import sounddevice
+    except (ImportError, OSError) as err:  # OSError: the package is there, PortAudio is not
+        raise UserError(f"--input mic needs the sounddevice package and PortAudio ({err}); or pipe PCM into "
+                        "--input -, e.g. arecord -f S16_LE -r 16000 -c 1 -t raw | asr listen ...") from None
+    try:
+        sounddevice.check_input_settings(samplerate=SAMPLE_RATE, channels=1, dtype="float32")
+    except Exception as err:  # PortAudioError or ValueError: no input device, or it cannot record 16 kHz mono
+        raise UserError(f"no microphone to record from ({' '.join(str(err).split())})") from None
+    blocks: queue.SimpleQueue = queue.SimpleQueue()
+    with sounddevice.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
+                                 blocksize=round(PCM_BLOCK_SECONDS * SAMPLE_RATE),
+                                 callback=lambda data, *_: blocks.put(data[:, 0].copy())):
+        while True:
+            yield blocks.get()
+
+
+class _Captions:
+    """Captions on a terminal: final words stay, the partial result is rewritten in place,
+    and a pause ends the line."""
+
+    def __init__(self, out, terminal: bool) -> None:
+        self.out, self.terminal, self.line = out, terminal, []
+
+    def show(self, update) -> None:
+        if update.final:
+            self.line += [w.text for w in update.words]
+        partial = [] if update.final else [w.text for w in update.words]
+        if self.terminal:
+            dim = f"\033[2m{' '.join(partial)}\033[0m" if partial else ""
+            self.out.write("\r\033[K" + " ".join(self.line) + (" " if self.line and dim else "") + dim)
+        if update.final and update.endpoint:
+            if self.line or self.terminal:
+                self.out.write(("" if self.terminal else " ".join(self.line)) + "\n")
+            self.line = []
+        self.out.flush()
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    import json
+
+    from asr.inference import load_recognizer
+    from asr.listen import Listener, ListenOptions, listen
+
+    try:
+        options = ListenOptions(update_seconds=args.update, right_context_seconds=args.right_context,
+                                pause_seconds=args.pause, max_segment_seconds=args.max_segment)
+    except ValueError as err:
+        return fail(f"listen: {err}")
+    if args.input == "-":
+        if sys.stdin.isatty():
+            return fail("--input -: stdin is a terminal; pipe raw 16-bit PCM into asr listen (or use --input FILE)")
+        blocks = _stdin_blocks(args.rate)
+    elif args.input == "mic":
+        blocks = _mic_blocks()
+    else:
+        from asr.audio import check_audio_file
+
+        check_audio_file(args.input)
+        blocks = _file_blocks(args.input, args.realtime)
+    recognizer = load_recognizer(args.model, args.device, args.compute_type)
+    search, _ = decoder(args, recognizer.vocab)
+    captions = _Captions(sys.stdout, sys.stdout.isatty())
+    try:
+        for update in listen(Listener(recognizer, search, options), blocks):
+            if args.format == "jsonl":
+                print(json.dumps(update.to_json(), ensure_ascii=False), flush=True)
+            else:
+                captions.show(update)
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        sys.stderr.close()
     return 0
