@@ -66,6 +66,10 @@ class AudioTooLong(Exception):
     """An upload's audio runs past the duration limit."""
 
 
+class TranscriptionFailed(Exception):
+    """The model or decoder failed on an upload: the server's fault, not the audio's."""
+
+
 class BadAudio(Exception):
     """An upload that cannot be decoded; ``str()`` is one line."""
 
@@ -77,6 +81,7 @@ class _Job:
     future: concurrent.futures.Future
     reading: bool = True
     too_long: bool = False
+    failed: bool = False  # by the model or decoder
 
 
 class _Locked:
@@ -137,6 +142,7 @@ class Engine:
         self._lock = threading.Lock()
         self._queued = self._requests = self._next_id = 0
         self._audio_seconds = 0.0
+        self._failed: set[int] = set()  # uploads the model or decoder failed on (engine thread only)
         self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
         self._thread.start()
 
@@ -205,39 +211,53 @@ class Engine:
         state = batcher.files[job.id]
         try:
             piece: Piece | None = next(job.pieces, None)  # type: ignore[call-overload]
-            if piece is None:
-                job.reading = False
-                state.done = state.done or state.samples == 0
-                return False
-            state.samples = piece.start + len(piece.samples)
-            if state.samples > limit:
+            if piece is not None and piece.start + len(piece.samples) > limit:
                 job.too_long = True
                 raise AudioError(state.path, "too long")
-            batcher.add(job.id, piece)  # decodes a full batch
-            return True
         except AudioError as err:
-            state.error = err.reason
-        except Exception as err:  # a decoder or model failure: this upload fails, the server goes on
-            log.exception("transcription failed")
-            state.error = f"transcription failed ({type(err).__name__})"
-        job.reading = False
-        return False
+            state.error, job.reading = err.reason, False
+            return False
+        except Exception as err:  # a reader's failure other than bad audio: this upload fails
+            log.exception("reading an upload failed")
+            self._failed.add(job.id)
+            state.error, job.reading = f"reading the audio failed ({type(err).__name__})", False
+            return False
+        if piece is None:
+            job.reading = False
+            state.done = state.done or state.samples == 0
+            return False
+        state.samples = piece.start + len(piece.samples)
+        try:
+            batcher.add(job.id, piece)  # decodes the batch first when the piece would overflow it
+        except Exception as err:
+            self._fail_batch(batcher, err, job.id)  # the piece is lost with the batch: its upload fails too
+            job.reading = False
+            return False
+        return True
 
     def _flush(self, batcher: Batcher) -> None:
         try:
             batcher.flush()
-        except Exception as err:  # the batch's uploads fail; the next batch is a fresh start
-            log.exception("transcription failed")
-            for file, _ in batcher.pending:
-                if file in batcher.files:
-                    batcher.files[file].error = f"transcription failed ({type(err).__name__})"
-            batcher.pending.clear()
-            batcher.longest = 0
+        except Exception as err:
+            self._fail_batch(batcher, err)
+
+    def _fail_batch(self, batcher: Batcher, err: Exception, *also: int) -> None:
+        """The model or decoder failed on a batch: its uploads fail, the next batch starts afresh."""
+        log.exception("transcription failed", exc_info=err)
+        for file in [file for file, _ in batcher.pending] + list(also):
+            if file in batcher.files:
+                self._failed.add(file)
+                batcher.files[file].error = f"transcription failed ({type(err).__name__})"
+        batcher.pending.clear()
+        batcher.longest = 0
 
     def _finish(self, job: _Job, transcript: Transcript) -> None:
         job.pieces.close()  # type: ignore[attr-defined]  # an abandoned reader lets go of its buffers
         if job.too_long:
             job.future.set_exception(AudioTooLong())
+        elif job.id in self._failed:
+            self._failed.discard(job.id)
+            job.future.set_exception(TranscriptionFailed(transcript.error))
         elif transcript.error is not None:
             job.future.set_exception(BadAudio(transcript.error))
         else:
@@ -498,6 +518,8 @@ def create_app(engine: Engine, settings: ServerSettings):
                 transcript = await asyncio.wrap_future(future)
             except BadAudio as err:
                 raise RequestError(400, f"{name}: {err}", "file", "invalid_audio") from None
+            except TranscriptionFailed as err:
+                raise RequestError(500, f"{name}: {err}; the server logged why", code="transcription_failed") from None
             except AudioTooLong:
                 seconds = await run_in_threadpool(_audio_seconds, data, name)
                 raise RequestError(413, f"{name}: the audio is {seconds:.1f} s long; the server's limit is "

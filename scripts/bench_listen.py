@@ -55,6 +55,7 @@ GOALS = {"p50": 1.0, "p95": 2.0, "update_gap": 0.5, "wer_points": 1.0, "cpu": 1.
 # (name, update s, right context s, pause s, longest segment s)
 SETTINGS = [
     ("default", 0.25, 0.6, 0.25, 12.0),
+    ("right context 0.15", 0.25, 0.15, 0.25, 12.0),
     ("right context 0.3", 0.25, 0.3, 0.25, 12.0),
     ("right context 0.45", 0.25, 0.45, 0.25, 12.0),
     ("right context 0.8", 0.25, 0.8, 0.25, 12.0),

@@ -360,3 +360,25 @@ def test_live_websocket_round_trip() -> None:
     assert any(not u["final"] for u in updates) and all(set(u) == {"text", "start", "end", "final", "words"}
                                                         for u in updates)
     assert [w["word"] for u in resampled if u["final"] for w in u["words"]] == finals
+
+
+class FailingOnce(ToneModel):
+    """The tone model, failing on its first forward pass, as an out-of-memory would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def forward(self, feats, lengths):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("out of memory")
+        return super().forward(feats, lengths)
+
+
+def test_a_model_failure_is_a_500_and_the_next_request_is_served() -> None:
+    audio, _ = speak("ALPHA")
+    with tone_server(FailingOnce()) as url:
+        assert_error(post(url, flac_bytes(audio)), 500, "transcription failed (RuntimeError)")
+        assert post(url, flac_bytes(audio)).json() == {"text": "ALPHA"}
+        assert httpx.get(f"{url}/health").json()["queued"] == 0
