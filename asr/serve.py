@@ -50,6 +50,7 @@ ENGLISH = ("en", "english")  # the language codes a request may name: every asr 
 MAX_UPLOAD_MB = 100.0  # an hour of 16 kHz FLAC is about 60-100 MB; OpenAI's own limit is 25 MB
 MAX_AUDIO_SECONDS = 3 * 3600.0
 MAX_QUEUE = 64  # uploads admitted and not yet answered
+KEY_WAIT_SECONDS = 10.0  # a live stream without an Authorization header has this long to send its key
 MAX_STREAMS = 8  # live streams at once: each costs up to a few percent of a core at real time
 FORM_OVERHEAD = 64 << 10  # bytes a multipart body may carry beyond its file: boundaries, headers, fields
 DRAIN_BYTES = 256 << 20  # an oversized body is read (and dropped) up to this much, so the client hears the 413
@@ -445,6 +446,16 @@ def _audio_seconds(data: bytes, name: str) -> float:
         return math.nan
 
 
+async def _key_message(websocket, key: bytes) -> bool:
+    """Whether the first message, within ``KEY_WAIT_SECONDS``, is ``{"api_key": KEY}``."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), KEY_WAIT_SECONDS)
+        token = json.loads(message.get("text") or "{}").get("api_key")
+    except (asyncio.TimeoutError, ValueError, AttributeError):
+        return False
+    return isinstance(token, str) and hmac.compare_digest(token.encode(), key)
+
+
 async def _live_stream(websocket, listener: Listener, rate: int) -> None:
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
@@ -553,8 +564,12 @@ def create_app(engine: Engine, settings: ServerSettings):
         error = None
         try:
             authorize(websocket)
-        except RequestError as err:
-            error = err
+        except RequestError:
+            error = RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY', or "
+                                      '{"api_key": "KEY"} as the first message', code="invalid_api_key")
+            # A browser cannot set headers on a WebSocket: its first message may carry the key.
+            if "authorization" not in websocket.headers and await _key_message(websocket, key):
+                error = None
         rate = websocket.query_params.get("rate", str(SAMPLE_RATE))
         if error is None and not (rate.isdigit() and 4000 <= int(rate) <= 768_000):
             error = RequestError(400, f"rate {rate!r}: give the PCM's sample rate in Hz, 4000-768000", "rate")

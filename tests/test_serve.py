@@ -343,7 +343,13 @@ def test_live_websocket_round_trip() -> None:
     with tone_server(api_key="s3cret") as url:
         live = url.replace("http://", "ws://") + "/v1/audio/live"
         with connect(live) as ws:  # no key: told so, and closed
+            ws.send(pcm[:3200])
             assert json.loads(ws.recv())["error"]["code"] == "invalid_api_key"
+        with connect(live) as ws:  # as a browser sends it: the key in the first message
+            ws.send(json.dumps({"api_key": "s3cret"}))
+            ws.send(pcm)
+            ws.send("end")
+            keyed = [json.loads(message) for message in ws]
         with connect(live, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
             for i in range(0, len(pcm), 3201):  # odd sizes: samples split across frames
                 ws.send(pcm[i : i + 3201])
@@ -360,6 +366,7 @@ def test_live_websocket_round_trip() -> None:
     assert any(not u["final"] for u in updates) and all(set(u) == {"text", "start", "end", "final", "words"}
                                                         for u in updates)
     assert [w["word"] for u in resampled if u["final"] for w in u["words"]] == finals
+    assert [w["word"] for u in keyed if u["final"] for w in u["words"]] == finals
 
 
 class FailingOnce(ToneModel):

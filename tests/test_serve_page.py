@@ -3,8 +3,9 @@ Selenium) uploads speech to the real server, run as a user runs it, and reads th
 
 Choosing a file in the page sends it at once (its #transcribe button only sends the last
 audio again), so the test just fills the file input; Chromium's fake microphone (a beep)
-stands in for a voice when the page records. The checks hold for any model the demo trains:
-they look at the shape of what the page shows, not at the words.
+stands in for a voice when the page records, and plays a spoken WAV file (in a loop) for live
+captions. The checks hold for any model the demo trains: they look at the shape of what the
+page shows, not at the words.
 
 With ``ASR_SCREENSHOT=docs/images/serve-page.png`` the test also copies its screenshot there.
 """
@@ -31,24 +32,40 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SENTENCE = "hello there, the weather is good today and we go home"
 WAIT_S = 30.0  # for the server's answer: the model decodes on a shared, possibly busy, CPU
+PAUSE_S = 1.5  # silence after the live test's sentence: a pause closes the open segment
 
 
 @pytest.fixture
-def browser():
+def open_browser():
+    """Starts headless Chromium with a fake microphone (``microphone``: a WAV file it loops;
+    without one, a beep); every browser started is closed at the end of the test."""
     chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
     if chromium is None or chromedriver is None:
         pytest.skip("the page test needs Debian's chromium and chromium-driver (apt-get install chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium  # with the driver's path below, Selenium Manager never runs (no downloads)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,800",
-                     "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
+    drivers = []
+
+    def start(microphone: Path | None = None):
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium  # with the driver's path below, Selenium Manager never runs (no downloads)
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,800",
+                         "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"):
+            options.add_argument(argument)
+        if microphone is not None:
+            options.add_argument(f"--use-file-for-fake-audio-capture={microphone}")
+        drivers.append(webdriver.Chrome(options=options, service=Service(chromedriver)))
+        return drivers[-1]
+
     try:
-        yield driver
+        yield start
     finally:
-        driver.quit()
+        for driver in drivers:
+            driver.quit()
+
+
+@pytest.fixture
+def browser(open_browser):
+    return open_browser()
 
 
 @pytest.fixture
@@ -166,3 +183,45 @@ def test_page_transcribes_a_file_and_a_recording_seeks_to_a_clicked_word_and_rep
     assert text(driver, "error") == reply.json()["error"]["message"]
     assert "junk.wav" in text(driver, "error")
     assert not driver.find_elements(By.CSS_SELECTOR, "#transcript .word")
+
+
+@pytest.mark.slow
+def test_live_captions_from_the_microphone(server: str, open_browser, espeak: str, tmp_path: Path) -> None:
+    spoken = tmp_path / "spoken.wav"
+    subprocess.run([espeak, "-w", str(spoken), SENTENCE], check=True, capture_output=True)
+    speech, rate = sf.read(spoken, dtype="int16")
+    microphone = tmp_path / "microphone.wav"
+    sf.write(microphone, np.concatenate([speech, np.zeros(round(PAUSE_S * rate), np.int16)]), rate, subtype="PCM_16")
+    driver = open_browser(microphone)
+    driver.get(server + "/")
+    live = driver.find_element(By.ID, "live")
+    assert live.text == "Live captions" and live.is_enabled()
+
+    live.click()
+    WebDriverWait(driver, 20, poll_frequency=0.1).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#captions .word"), "no final words in the live captions")
+    assert live.get_attribute("aria-pressed") == "true"
+    # While live, nothing else may use the microphone or the server's attention.
+    assert not driver.find_element(By.ID, "record").is_enabled()
+    assert not driver.find_element(By.ID, "file").is_enabled()
+    words = driver.execute_script(
+        "return [...document.querySelectorAll('#captions .word')].map(w => [w.textContent, w.dataset.start,"
+        " w.dataset.end, w.dataset.confidence]);")
+    last = 0.0
+    for word, start, end, confidence in words:
+        start, end, confidence = float(start), float(end), float(confidence)
+        assert word and 0 <= start <= end, (word, start, end)
+        assert 0 < confidence <= 1
+        assert (start + end) / 2 >= last, words  # finals come in order
+        last = end
+    # The partial result stays the captions' last element, after the final words.
+    assert driver.execute_script("return document.getElementById('captions').lastElementChild.id") == "partial"
+
+    live.click()
+    WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(
+        lambda d: "stopped" in text(d, "status"), "live captions did not stop")
+    assert text(driver, "error") == ""
+    assert live.get_attribute("aria-pressed") == "false" and live.is_enabled()
+    assert driver.find_element(By.ID, "record").is_enabled() and driver.find_element(By.ID, "file").is_enabled()
+    assert text(driver, "partial") == ""
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#captions .word")) >= len(words)
