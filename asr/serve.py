@@ -27,6 +27,7 @@ import math
 import queue
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -50,6 +51,7 @@ ENGLISH = ("en", "english")  # the language codes a request may name: every asr 
 MAX_UPLOAD_MB = 100.0  # an hour of 16 kHz FLAC is about 60-100 MB; OpenAI's own limit is 25 MB
 MAX_AUDIO_SECONDS = 3 * 3600.0
 MAX_QUEUE = 64  # uploads admitted and not yet answered
+BATCH_WAIT_SECONDS = 0.005  # how long a small batch waits for more uploads before it is decoded
 KEY_WAIT_SECONDS = 10.0  # a live stream without an Authorization header has this long to send its key
 MAX_STREAMS = 8  # live streams at once: each costs up to a few percent of a core at real time
 FORM_OVERHEAD = 64 << 10  # bytes a multipart body may carry beyond its file: boundaries, headers, fields
@@ -85,31 +87,31 @@ class _Job:
     failed: bool = False  # by the model or decoder
 
 
-class _Locked:
-    """A recognizer whose forward passes run one at a time."""
+@dataclass
+class _Call:
+    """Work for the engine's thread, for a caller on another thread."""
 
-    def __init__(self, recognizer: Recognizer, lock: threading.Lock) -> None:
-        self.inner, self.lock = recognizer, lock
-        self.vocab, self.config = recognizer.vocab, recognizer.config
+    function: Callable
+    args: tuple
+    future: concurrent.futures.Future
+
+
+class _OnEngine:
+    """A recognizer or decoder that runs on the engine's thread, for live streams' threads."""
+
+    def __init__(self, engine: Engine, inner) -> None:
+        self.engine, self.inner = engine, inner
+        self.vocab, self.config = getattr(inner, "vocab", None), getattr(inner, "config", None)
 
     @property
     def device(self):
         return self.inner.device
 
     def log_probs(self, waves, lengths):
-        with self.lock:
-            return self.inner.log_probs(waves, lengths)
-
-
-class _LockedDecoder:
-    """A decoder whose searches run one at a time (a beam search's LM cache is not shared safely)."""
-
-    def __init__(self, decoder: Decoder, lock: threading.Lock) -> None:
-        self.inner, self.lock = decoder, lock
+        return self.engine.call(self.inner.log_probs, waves, lengths)
 
     def __call__(self, log_probs, lengths):
-        with self.lock:
-            return self.inner(log_probs, lengths)
+        return self.engine.call(self.inner, log_probs, lengths)
 
 
 @dataclass
@@ -129,23 +131,34 @@ class Engine:
     :class:`QueueFull` when ``max_queue`` uploads are already waiting or being decoded.
     """
 
-    def __init__(self, recognizer: Recognizer, decoder: Decoder, options: TranscribeOptions | None = None,
+    def __init__(self, load: Callable[[], tuple[Recognizer, Decoder]], options: TranscribeOptions | None = None,
                  max_queue: int = MAX_QUEUE, max_audio_seconds: float = MAX_AUDIO_SECONDS) -> None:
+        """``load`` makes the recognizer and decoder; it runs on the engine's thread, which then
+        does all of the model's work. (A second thread running torch would start a second
+        OpenMP team; with more OpenMP threads than cores, libgomp stops spinning between
+        parallel regions, and the recurrent layers' many small ones ran 2.4x slower.)
+        Its errors are raised here."""
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
-        # Live streams (:func:`create_app`'s WebSocket) decode on their own threads: every
-        # forward pass, the engine's and theirs, takes the model's lock.
-        lock = threading.Lock()
-        self.recognizer, self.decoder = _Locked(recognizer, lock), _LockedDecoder(decoder, lock)
         self.options = options or TranscribeOptions()
         self.max_queue, self.max_audio_seconds = max_queue, max_audio_seconds
-        self._inbox: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Job | _Call | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued = self._requests = self._next_id = 0
         self._audio_seconds = 0.0
         self._failed: set[int] = set()  # uploads the model or decoder failed on (engine thread only)
-        self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+        loaded: concurrent.futures.Future = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(load, loaded), name="asr-engine", daemon=True)
         self._thread.start()
+        self._recognizer, self._decoder = loaded.result()
+        # For live streams, whose threads hand their forward passes and searches to this one.
+        self.recognizer, self.decoder = _OnEngine(self, self._recognizer), _OnEngine(self, self._decoder)
+
+    def call(self, function: Callable, *args):
+        """``function(*args)`` run on the engine's thread, between batches; its result."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._inbox.put(_Call(function, args, future))
+        return future.result()
 
     def submit(self, data: bytes, name: str) -> concurrent.futures.Future:
         with self._lock:
@@ -176,37 +189,72 @@ class Engine:
         self._inbox.put(None)
         self._thread.join()
 
-    def _run(self) -> None:
-        batcher = Batcher(self.recognizer, self.decoder, self.options)
+    def _run(self, load: Callable[[], tuple[Recognizer, Decoder]], loaded: concurrent.futures.Future) -> None:
+        try:
+            recognizer, decoder = load()
+        except BaseException as err:  # noqa: BLE001  (handed to the caller, which raises it)
+            loaded.set_exception(err)
+            return
+        loaded.set_result((recognizer, decoder))
+        batcher = Batcher(recognizer, decoder, self.options)
         limit = self.max_audio_seconds * SAMPLE_RATE
         active: list[_Job] = []
+        waited = False  # for more uploads since the last forward pass
         while True:
-            # Wait for work when there is none; otherwise take what has arrived and go on.
             try:
-                job = self._inbox.get() if not active else self._inbox.get_nowait()
+                # Wait for work when there is none; otherwise take what has arrived and go on.
+                item = self._inbox.get() if not active else self._inbox.get_nowait()
                 while True:
-                    if job is None:
-                        for waiting in active:
-                            waiting.future.set_exception(BadAudio("the server is shutting down"))
+                    if not self._take(item, active, batcher):
                         return
-                    active.append(job)
-                    batcher.open(job.id, f"job {job.id}")
-                    job = self._inbox.get_nowait()
+                    item = self._inbox.get_nowait()
             except queue.Empty:
                 pass
-            # One piece of each upload still being read, then decode when the batch is full
-            # (the batcher does that as pieces arrive) or nothing more can be read.
-            read = False
-            for job in active:
-                if job.reading:
-                    read |= self._read_piece(job, batcher, limit)
-            if not read:
-                self._flush(batcher)
-            for job in list(active):
-                transcript = batcher.take(job.id)
-                if transcript is not None:
-                    active.remove(job)
-                    self._finish(job, transcript)
+            try:
+                # One piece of each upload still being read; the batcher decodes a batch as it
+                # fills. When nothing more can be read, a batch under half full waits a moment
+                # once for more uploads (under load they arrive one by one), then is decoded.
+                read = False
+                for job in active:
+                    if job.reading:
+                        read |= self._read_piece(job, batcher, limit)
+                if not read:
+                    small = batcher.longest * len(batcher.pending) < batcher.batch_samples / 2
+                    if batcher.pending and small and not waited:
+                        waited = True
+                        try:
+                            if not self._take(self._inbox.get(timeout=BATCH_WAIT_SECONDS), active, batcher):
+                                return
+                            continue
+                        except queue.Empty:
+                            pass
+                    self._flush(batcher)
+                    waited = False
+                for job in list(active):
+                    transcript = batcher.take(job.id)
+                    if transcript is not None:
+                        active.remove(job)
+                        self._finish(job, transcript)
+            except Exception as err:  # a fault of the engine itself: its uploads fail, it goes on
+                self._fail_batch(batcher, err, *(job.id for job in active))
+                for job in active:
+                    if not job.future.done():
+                        job.future.set_exception(TranscriptionFailed(f"transcription failed ({type(err).__name__})"))
+                    batcher.files.pop(job.id, None)
+                active.clear()
+
+    def _take(self, item: _Job | _Call | None, active: list[_Job], batcher: Batcher) -> bool:
+        """Start an upload or run a call; False for the signal to stop."""
+        if item is None:
+            for waiting in active:
+                waiting.future.set_exception(BadAudio("the server is shutting down"))
+            return False
+        if isinstance(item, _Call):
+            _run_call(item)
+        else:
+            active.append(item)
+            batcher.open(item.id, f"job {item.id}")
+        return True
 
     def _read_piece(self, job: _Job, batcher: Batcher, limit: float) -> bool:
         state = batcher.files[job.id]
@@ -263,6 +311,13 @@ class Engine:
             job.future.set_exception(BadAudio(transcript.error))
         else:
             job.future.set_result(transcript)
+
+
+def _run_call(call: _Call) -> None:
+    try:
+        call.future.set_result(call.function(*call.args))
+    except Exception as err:
+        call.future.set_exception(err)
 
 
 # --- responses ------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def tone_server(model=None, max_queue: int = 8, max_audio_seconds: float = 600.0
     loaded = tone_model()
     if model is not None:
         loaded.model = model
-    engine = Engine(loaded, GreedyDecoder(VOCAB), TranscribeOptions(window_seconds=8.0, overlap_seconds=2.0),
+    engine = Engine(lambda: (loaded, GreedyDecoder(VOCAB)), TranscribeOptions(window_seconds=8.0, overlap_seconds=2.0),
                     max_queue=max_queue, max_audio_seconds=max_audio_seconds)
     try:
         with serving(create_app(engine, ServerSettings(model_name="tone", **settings))) as url:

@@ -86,9 +86,11 @@ def run_serve(args: argparse.Namespace) -> int:
     sock = _listen(args.host, args.port)  # before loading the model: a taken port fails at once
     from asr.inference import load_recognizer
 
-    recognizer = load_recognizer(args.model, args.device, args.compute_type)
-    search, _ = decoder(args, recognizer.vocab)
-    engine = Engine(recognizer, search, max_queue=max_queue, max_audio_seconds=max_audio_seconds)
+    def load():  # on the engine's thread, which does all the model's work
+        recognizer = load_recognizer(args.model, args.device, args.compute_type)
+        return recognizer, decoder(args, recognizer.vocab)[0]
+
+    engine = Engine(load, max_queue=max_queue, max_audio_seconds=max_audio_seconds)
     model = Path(args.model)
     settings = ServerSettings(model_name=args.served_model_name or model.stem,
                               max_upload_bytes=int(max_upload_mb * (1 << 20)), api_key=api_key,
