@@ -2,14 +2,15 @@
 # Install what asr needs on a fresh Debian/Ubuntu machine (or an activated virtualenv).
 #   system: espeak-ng (synthetic corpus), wordnet-base + fortunes (its text), sox + flac
 #           (audio tools), wamerican (word list), libsndfile1 (audio I/O), irstlm (n-gram LMs)
+#           and whatever $ASR_APT_EXTRA names (the tests add chromium and chromium-driver)
 #   python: torch (2.13.0 CPU wheel first when the index has it), then asr with the extras
-#           named in $EXTRAS (default "test,lm,onnx"; kenlm, in "lm", compiles for about a minute;
-#           with "lm", KenLM's build_binary too: scripts/build_kenlm.sh)
+#           named in $EXTRAS (default "test,lm,onnx,serve"; kenlm, in "lm", compiles for about a
+#           minute; with "lm", KenLM's build_binary too: scripts/build_kenlm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-packages=(espeak-ng wordnet-base fortunes sox flac wamerican libsndfile1 irstlm)
+packages=(espeak-ng wordnet-base fortunes sox flac wamerican libsndfile1 irstlm ${ASR_APT_EXTRA:-})
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -30,10 +31,10 @@ pip_install() { "$PYTHON" -m pip install -q --disable-pip-version-check "$@"; }
 if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
   pip_install "torch==2.13.0" || echo "setup: torch 2.13.0 not available here; letting pip choose a torch>=2.4"
 fi
-pip_install -e ".[${EXTRAS:-test,lm,onnx}]"
+pip_install -e ".[${EXTRAS:-test,lm,onnx,serve}]"
 # KenLM's build_binary (asr lm binary) is in no package, PyPI's or Debian's: it compiles from
 # the kenlm source package in about 20 s.
-if [[ ",${EXTRAS:-test,lm,onnx}," == *,lm,* ]] \
+if [[ ",${EXTRAS:-test,lm,onnx,serve}," == *,lm,* ]] \
     && ! "$PYTHON" -c 'from asr.lm import find_build_binary; find_build_binary()' >/dev/null 2>&1; then
   PYTHON=$PYTHON bash scripts/build_kenlm.sh \
     || echo "setup: could not build KenLM's build_binary; asr lm binary will not work (the ARPA LMs do)" >&2
