@@ -73,6 +73,10 @@ class TranscriptionFailed(Exception):
     """The model or decoder failed on an upload: the server's fault, not the audio's."""
 
 
+class ShuttingDown(Exception):
+    """The server stopped before an upload was transcribed."""
+
+
 class BadAudio(Exception):
     """An upload that cannot be decoded; ``str()`` is one line."""
 
@@ -84,7 +88,6 @@ class _Job:
     future: concurrent.futures.Future
     reading: bool = True
     too_long: bool = False
-    failed: bool = False  # by the model or decoder
 
 
 @dataclass
@@ -241,13 +244,14 @@ class Engine:
                     if not job.future.done():
                         job.future.set_exception(TranscriptionFailed(f"transcription failed ({type(err).__name__})"))
                     batcher.files.pop(job.id, None)
+                    self._failed.discard(job.id)
                 active.clear()
 
     def _take(self, item: _Job | _Call | None, active: list[_Job], batcher: Batcher) -> bool:
         """Start an upload or run a call; False for the signal to stop."""
         if item is None:
             for waiting in active:
-                waiting.future.set_exception(BadAudio("the server is shutting down"))
+                waiting.future.set_exception(ShuttingDown())
             return False
         if isinstance(item, _Call):
             _run_call(item)
@@ -584,6 +588,8 @@ def create_app(engine: Engine, settings: ServerSettings):
                 transcript = await asyncio.wrap_future(future)
             except BadAudio as err:
                 raise RequestError(400, f"{name}: {err}", "file", "invalid_audio") from None
+            except ShuttingDown:
+                raise RequestError(503, "the server is shutting down", code="shutting_down") from None
             except TranscriptionFailed as err:
                 raise RequestError(500, f"{name}: {err}; the server logged why", code="transcription_failed") from None
             except AudioTooLong:
