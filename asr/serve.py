@@ -99,24 +99,6 @@ class _Call:
     future: concurrent.futures.Future
 
 
-class _OnEngine:
-    """A recognizer or decoder that runs on the engine's thread, for live streams' threads."""
-
-    def __init__(self, engine: Engine, inner) -> None:
-        self.engine, self.inner = engine, inner
-        self.vocab, self.config = getattr(inner, "vocab", None), getattr(inner, "config", None)
-
-    @property
-    def device(self):
-        return self.inner.device
-
-    def log_probs(self, waves, lengths):
-        return self.engine.call(self.inner.log_probs, waves, lengths)
-
-    def __call__(self, log_probs, lengths):
-        return self.engine.call(self.inner, log_probs, lengths)
-
-
 @dataclass
 class EngineStats:
     queued: int  # uploads admitted and not yet answered
@@ -154,11 +136,15 @@ class Engine:
         self._thread = threading.Thread(target=self._run, args=(load, loaded), name="asr-engine", daemon=True)
         self._thread.start()
         self._recognizer, self._decoder = loaded.result()
-        # For live streams, whose threads hand their forward passes and searches to this one.
-        self.recognizer, self.decoder = _OnEngine(self, self._recognizer), _OnEngine(self, self._decoder)
+
+    def listener(self, options: ListenOptions | None = None) -> Listener:
+        """A live stream's :class:`~asr.listen.Listener`; run its ``feed`` and ``finish``
+        through :meth:`call`, on the engine's thread."""
+        return Listener(self._recognizer, self._decoder, options)
 
     def call(self, function: Callable, *args):
-        """``function(*args)`` run on the engine's thread, between batches; its result."""
+        """``function(*args)`` run on the engine's thread, between batches; its result. Torch
+        work from any other thread would start a second OpenMP team (see above)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._inbox.put(_Call(function, args, future))
         return future.result()
@@ -515,7 +501,7 @@ async def _key_message(websocket, key: bytes) -> bool:
     return isinstance(token, str) and hmac.compare_digest(token.encode(), key)
 
 
-async def _live_stream(websocket, listener: Listener, rate: int) -> None:
+async def _live_stream(websocket, engine: Engine, listener: Listener, rate: int) -> None:
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
 
@@ -535,9 +521,11 @@ async def _live_stream(websocket, listener: Listener, rate: int) -> None:
             samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
             if resampler is not None:
                 samples = resampler.resample_chunk(samples, last=end)
-            updates = await run_in_threadpool(listener.feed, samples)
+            # The stream's decoding runs on the engine's thread, between its batches; a worker
+            # thread waits for it, so the event loop goes on.
+            updates = await run_in_threadpool(engine.call, listener.feed, samples)
             if end:
-                updates += await run_in_threadpool(listener.finish)
+                updates += await run_in_threadpool(engine.call, listener.finish)
             for update in updates:
                 await websocket.send_text(json.dumps(update.to_json(), ensure_ascii=False))
             if end:
@@ -643,7 +631,7 @@ def create_app(engine: Engine, settings: ServerSettings):
             return
         streams += 1
         try:
-            await _live_stream(websocket, Listener(engine.recognizer, engine.decoder, ListenOptions()), int(rate))
+            await _live_stream(websocket, engine, engine.listener(), int(rate))
         finally:
             streams -= 1
 
