@@ -162,3 +162,34 @@ def test_endless_noise_without_words_stays_bounded() -> None:
     for i in range(0, len(noise), BLOCK):
         listener.feed(noise[i : i + BLOCK])
         assert len(listener.segment) <= (2 * options.max_segment_seconds + options.update_seconds) * SAMPLE_RATE + BLOCK
+
+
+def test_on_a_terminal_the_partial_line_is_rewritten_in_place(random_checkpoint: Path, tmp_path: Path) -> None:
+    import os
+    import pty
+
+    import soundfile as sf
+
+    audio, _ = stream("HELLO THERE", 0.6, "ALPHA BETA")
+    noise = np.random.default_rng(0).normal(0, 0.01, len(audio)).astype(np.float32)
+    sf.write(tmp_path / "talk.flac", audio + noise, SAMPLE_RATE)
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "asr", "listen", "--model", str(random_checkpoint),
+                                    "--input", str(tmp_path / "talk.flac")], stdout=follower,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(120) == 0, process.stderr.read().decode()
+    finally:
+        os.close(leader)
+    assert b"\r\x1b[K" in shown  # each update rewrites the line
+    assert shown.endswith(b"\n")  # and the stream's end leaves the last line standing
