@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tone import VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
 from asr.audio import SAMPLE_RATE
 from asr.decode import GreedyDecoder
 from asr.listen import Listener, ListenOptions, listen
 from asr.transcribe import transcribe_files
+from tone import VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
 BLOCK = 1600  # samples fed at a time: 0.1 s
 
