@@ -145,6 +145,27 @@ def _mono_blocks(path: Path, rate: int, blocks: Iterator[np.ndarray]) -> Iterato
             yield _clip(tail)
 
 
+class PcmDecoder:
+    """Raw signed 16-bit little-endian mono PCM at ``rate`` Hz, arriving in chunks of any
+    size (a byte of a sample may come in the next chunk), as 16 kHz float32 samples."""
+
+    def __init__(self, rate: int = SAMPLE_RATE) -> None:
+        self._held = b""  # the first byte of a sample whose second has not come yet
+        self._resampler = None
+        if rate != SAMPLE_RATE:
+            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+
+    def decode(self, data: bytes, last: bool = False) -> np.ndarray:
+        """The samples of ``data`` (N,); ``last``: the stream ends here (the resampler's tail)."""
+        data, self._held = self._held + data, b""
+        if len(data) % 2:
+            data, self._held = data[:-1], data[-1:]
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        return samples
+
+
 _SOUNDFILE_ERRORS = (sf.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 

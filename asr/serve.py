@@ -32,10 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
-import soxr
-
-from asr.audio import SAMPLE_RATE, AudioError, stream_audio_bytes
+from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, stream_audio_bytes
 from asr.decode import Decoder
 from asr.errors import UserError
 from asr.formats import split_segments, to_srt, to_vtt
@@ -505,22 +502,14 @@ async def _live_stream(websocket, engine: Engine, listener: Listener, rate: int)
     from starlette.concurrency import run_in_threadpool
     from starlette.websockets import WebSocketDisconnect
 
-    resampler = None
-    if rate != SAMPLE_RATE:
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    held = b""
+    pcm = PcmDecoder(rate)
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             end = (message.get("text") or "").strip().lower() == "end"
-            data, held = held + (message.get("bytes") or b""), b""
-            if len(data) % 2:
-                data, held = data[:-1], data[-1:]
-            samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
-            if resampler is not None:
-                samples = resampler.resample_chunk(samples, last=end)
+            samples = pcm.decode(message.get("bytes") or b"", last=end)
             # The stream's decoding runs on the engine's thread, between its batches; a worker
             # thread waits for it, so the event loop goes on.
             updates = await run_in_threadpool(engine.call, listener.feed, samples)

@@ -150,30 +150,16 @@ def add_listen(sub) -> None:
 
 def _stdin_blocks(rate: int):
     """Float32 blocks of the s16le PCM on stdin, at 16 kHz."""
-    import numpy as np
+    from asr.audio import PcmDecoder
 
-    from asr.audio import SAMPLE_RATE
-
-    stream = sys.stdin.buffer
+    stream, pcm = sys.stdin.buffer, PcmDecoder(rate)
     size = max(2, round(PCM_BLOCK_SECONDS * rate) * 2)
-    resampler = None
-    if rate != SAMPLE_RATE:
-        import soxr
-
-        resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    held = b""
     while True:
         data = stream.read1(size) if hasattr(stream, "read1") else stream.read(size)
-        end = not data
-        data, held = held + data, b""
-        if len(data) % 2:
-            data, held = data[:-1], data[-1:]
-        samples = np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
-        if resampler is not None:
-            samples = resampler.resample_chunk(samples, last=end)
+        samples = pcm.decode(data, last=not data)
         if len(samples):
             yield samples
-        if end:
+        if not data:
             return
 
 
