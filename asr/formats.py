@@ -86,6 +86,12 @@ def to_txt(transcript: Transcript) -> str:
     return transcript.text + "\n"
 
 
+def word_json(word: Word) -> dict:
+    """A word as every JSON output writes it: times to the millisecond, confidence to 1e-4."""
+    return {"word": word.text, "start": round(word.start, 3), "end": round(word.end, 3),
+            "confidence": round(word.confidence, 4)}
+
+
 def to_json(transcript: Transcript) -> dict:
     """The transcript as a JSON-ready dict (see the schema in the README)."""
     return {
@@ -97,11 +103,7 @@ def to_json(transcript: Transcript) -> dict:
                 "start": round(s.start, 3),
                 "end": round(s.end, 3),
                 "text": s.text,
-                "words": [
-                    {"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3),
-                     "confidence": round(w.confidence, 4)}
-                    for w in s.words
-                ],
+                "words": [word_json(w) for w in s.words],
             }
             for s in split_segments(transcript.words)
         ],

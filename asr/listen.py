@@ -33,6 +33,7 @@ import numpy as np
 from asr.align import Word, energy_db
 from asr.audio import SAMPLE_RATE
 from asr.decode import Decoder
+from asr.formats import word_json
 from asr.inference import Recognizer
 from asr.transcribe import MIN_PAUSE_SECONDS, PAUSE_FRAME, decode_words, silent_frames
 
@@ -76,8 +77,7 @@ class Update:
 
     def to_json(self) -> dict:
         return {"text": self.text, "start": round(self.start, 3), "end": round(self.end, 3), "final": self.final,
-                "words": [{"word": w.text, "start": round(w.start, 3), "end": round(w.end, 3),
-                           "confidence": round(w.confidence, 4)} for w in self.words]}
+                "words": [word_json(w) for w in self.words]}
 
 
 class Listener:

@@ -35,7 +35,7 @@ from pathlib import Path
 from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, stream_audio_bytes
 from asr.decode import Decoder
 from asr.errors import UserError
-from asr.formats import split_segments, to_srt, to_vtt
+from asr.formats import split_segments, to_srt, to_vtt, word_json
 from asr.inference import Recognizer
 from asr.listen import Listener, ListenOptions
 from asr.transcribe import Batcher, Piece, TranscribeOptions, Transcript, cut_pieces
@@ -314,11 +314,6 @@ def _round(seconds: float) -> float:
     return round(seconds, 3)
 
 
-def _word(word) -> dict:
-    return {"word": word.text, "start": _round(word.start), "end": _round(word.end),
-            "confidence": round(word.confidence, 4)}
-
-
 def verbose_json(transcript: Transcript, granularities: tuple[str, ...]) -> dict:
     """OpenAI's ``verbose_json``: the text, its duration, and segments and/or words with their
     times and confidences. A segment's ``avg_logprob`` is the mean log confidence of its words,
@@ -335,11 +330,11 @@ def verbose_json(transcript: Transcript, granularities: tuple[str, ...]) -> dict
                                      / len(segment.words), 4),
                 "compression_ratio": round(len(text) / len(zlib.compress(text)), 4),
                 "temperature": 0.0,  # no sampling: search is deterministic
-                "words": [_word(w) for w in segment.words],
+                "words": [word_json(w) for w in segment.words],
             })
         body["segments"] = segments
     if "word" in granularities:
-        body["words"] = [_word(w) for w in transcript.words]
+        body["words"] = [word_json(w) for w in transcript.words]
     return body
 
 
