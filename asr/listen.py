@@ -35,10 +35,9 @@ from asr.audio import SAMPLE_RATE
 from asr.decode import Decoder
 from asr.formats import word_json
 from asr.inference import Recognizer
-from asr.transcribe import MIN_PAUSE_SECONDS, PAUSE_FRAME, decode_words, silent_frames
+from asr.transcribe import LEAD_IN_SECONDS, MIN_PAUSE_SECONDS, PAUSE_FRAME, decode_words, silent_frames
 
 HISTORY_SECONDS = 30.0  # frame energies kept for the noise floor and speech level
-LEAD_IN_SECONDS = 0.1  # silence kept before a segment's speech, as asr transcribe keeps before a piece
 
 
 @dataclass(frozen=True)
@@ -143,7 +142,7 @@ class Listener:
         silent = self._silence()
         sound = np.flatnonzero(~silent)
         pause = round(self.options.pause_seconds * SAMPLE_RATE / PAUSE_FRAME)
-        lead_in = round(LEAD_IN_SECONDS * SAMPLE_RATE)
+        lead_in = round(LEAD_IN_SECONDS * SAMPLE_RATE)  # as transcription keeps before a piece
         if not len(sound):  # nothing said since the cut: keep a lead-in of the silence, drop the rest
             self._drop(len(self.segment) - lead_in)
             return []
