@@ -38,14 +38,21 @@ def _silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
 
 
-def _trim(audio: np.ndarray, top_db: float = TRIM_DB, frame: int = 64) -> np.ndarray:
-    """``audio`` without the leading and trailing frames quieter than ``top_db`` below its peak."""
+def sound_span(audio: np.ndarray, top_db: float = TRIM_DB, frame: int = 64) -> tuple[int, int]:
+    """Samples where ``audio``'s first frame within ``top_db`` of its loudest begins and its last
+    such frame ends; (0, 0) for silence."""
     frames = len(audio) // frame
     power = np.square(audio[: frames * frame], dtype=np.float64).reshape(frames, frame).mean(axis=1)
     loud = np.flatnonzero(10 * np.log10(power + 1e-20) > 10 * np.log10(power.max() + 1e-20) - top_db)
     if not len(loud):
-        return audio[:0]
-    return audio[loud[0] * frame : (loud[-1] + 1) * frame]
+        return 0, 0
+    return int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
+
+
+def _trim(audio: np.ndarray, top_db: float = TRIM_DB, frame: int = 64) -> np.ndarray:
+    """``audio`` without the leading and trailing frames quieter than ``top_db`` below its peak."""
+    start, end = sound_span(audio, top_db, frame)
+    return audio[start:end]
 
 
 def spoken_words(words: list[str], seed: int = 0, voice: str = "en-us", rate_wpm: int = 160,

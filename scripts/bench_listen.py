@@ -47,7 +47,7 @@ from asr.decode import GreedyDecoder
 from asr.inference import load_recognizer
 from asr.listen import Listener, ListenOptions
 from asr.metrics import word_errors
-from asr.recordings import continuous_recording
+from asr.recordings import continuous_recording, sound_span
 from asr.transcribe import transcribe_files
 
 BLOCK_SECONDS = 0.1
@@ -85,14 +85,6 @@ class Row:
     update_gap_max: float
     wer: float
     cpu_per_audio_second: float
-
-
-def sound_edges(audio: np.ndarray, top_db: float = 40.0, frame: int = 64) -> tuple[float, float]:
-    """Seconds to the start of the first and the end of the last frame within ``top_db`` of the loudest."""
-    frames = len(audio) // frame
-    power = np.square(audio[: frames * frame], dtype=np.float64).reshape(frames, frame).mean(axis=1)
-    loud = np.flatnonzero(10 * np.log10(power + 1e-20) > 10 * np.log10(power.max() + 1e-20) - top_db)
-    return loud[0] * frame / SAMPLE_RATE, (loud[-1] + 1) * frame / SAMPLE_RATE
 
 
 def match(finals: list[tuple[str, float]], anchor: list[tuple[str, float]]) -> list[tuple[int, int]]:
@@ -183,7 +175,7 @@ def main() -> int:
     audio, spans = recording.audio, recording.spans
     seconds = len(audio) / SAMPLE_RATE
     # Where each utterance's sound starts and ends, measured on the clean file.
-    sounds = [tuple(start + t for t in sound_edges(load_audio(u.audio_filepath)))
+    sounds = [tuple(start + t / SAMPLE_RATE for t in sound_span(load_audio(u.audio_filepath)))
               for u, (start, _) in zip(utterances, spans)]
     reference = " ".join(recording.texts)
     with tempfile.TemporaryDirectory() as work:
