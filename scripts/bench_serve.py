@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.data import read_manifest
+
 RSS_INTERVAL = 0.5  # seconds between samples of the server's VmRSS
 SOAK_CLIENTS = 16
 GOAL_CLIENTS = 16
@@ -106,15 +108,14 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def read_manifest(path: Path) -> list[Clip]:
+def read_clips(path: Path) -> list[Clip]:
+    """The manifest's files (asr's own reader: relative paths, checked rows), each read once."""
     clips = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            audio = Path(row["audio_filepath"])
-            if not audio.is_file():
-                _fail(f"{audio}: listed in {path} but missing")
-            clips.append(Clip(audio, float(row["duration"]), audio.read_bytes()))
+    for utterance in read_manifest(path):
+        audio = Path(utterance.audio_filepath)
+        if not audio.is_file():
+            _fail(f"{audio}: listed in {path} but missing")
+        clips.append(Clip(audio, utterance.duration, audio.read_bytes()))
     return clips
 
 
@@ -408,7 +409,7 @@ def main() -> int:
     except ImportError:
         _fail("the clients need httpx: pip install httpx")
 
-    clips = read_manifest(args.manifest)
+    clips = read_clips(args.manifest)
     if not clips:
         _fail(f"{args.manifest}: no files listed")
     loadavg = Path("/proc/loadavg").read_text().split()[0]
