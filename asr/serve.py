@@ -398,9 +398,6 @@ async def _parse_form(request, body: bytes) -> dict[str, list]:
     """The multipart form's fields, files held in memory (never spooled to disk)."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    class InMemoryParser(MultiPartParser):
-        spool_max_size = len(body) + 1  # a SpooledTemporaryFile that never rolls over to disk
-
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise RequestError(400, "send the audio as multipart/form-data with a 'file' field, as OpenAI's API takes it")
@@ -409,8 +406,10 @@ async def _parse_form(request, body: bytes) -> dict[str, list]:
         yield body
         yield b""
 
+    parser = MultiPartParser(request.headers, chunks(), max_files=4, max_fields=64)
+    parser.spool_max_size = len(body) + 1  # a SpooledTemporaryFile that never rolls over to disk
     try:
-        form = await InMemoryParser(request.headers, chunks(), max_files=4, max_fields=64).parse()
+        form = await parser.parse()
     except MultiPartException as err:
         raise RequestError(400, f"malformed multipart form ({err})") from None
     fields: dict[str, list] = {}
