@@ -293,12 +293,22 @@ def _clip(samples: np.ndarray) -> np.ndarray:
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds: from the header where libsndfile reads the format, else by
     decoding the file (compressed containers' headers only estimate it)."""
-    path = check_audio_file(path)
-    sound_file = _open_soundfile(path)
+    return _duration(check_audio_file(path), None)
+
+
+def audio_bytes_duration(data: bytes, name: str) -> float:
+    """:func:`audio_duration` of a file held in memory; ``name`` stands for it in errors."""
+    if not data:
+        raise AudioError(name, "file is empty (0 bytes)")
+    return _duration(Path(name), data)
+
+
+def _duration(path: Path, data: bytes | None) -> float:
+    sound_file = _open_soundfile(path, data)
     if sound_file is not None:
         with sound_file:
             return sound_file.frames / sound_file.samplerate
-    rate, blocks = _ffmpeg_blocks(path, READ_SECONDS)
+    rate, blocks = _ffmpeg_blocks(path, READ_SECONDS, data)
     return sum(len(b) for b in blocks) / rate
 
 

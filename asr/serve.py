@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, stream_audio_bytes
+from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, audio_bytes_duration, stream_audio_bytes
 from asr.decode import Decoder
 from asr.errors import UserError
 from asr.formats import split_segments, to_srt, to_vtt, word_json
@@ -475,9 +475,9 @@ def render_response(transcript: Transcript, response_format: str, granularities:
 
 
 def _audio_seconds(data: bytes, name: str) -> float:
-    """The upload's full length, decoded: only asked for audio already found too long."""
+    """The upload's length: only asked for audio already found too long."""
     try:
-        return sum(len(block) for block in stream_audio_bytes(data, name)) / SAMPLE_RATE
+        return audio_bytes_duration(data, name)
     except AudioError:
         return math.nan
 

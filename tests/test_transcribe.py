@@ -24,7 +24,15 @@ import soxr
 import torch
 
 from asr.align import Word
-from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio, stream_audio_bytes
+from asr.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    audio_bytes_duration,
+    audio_duration,
+    load_audio,
+    stream_audio,
+    stream_audio_bytes,
+)
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.corpora.synthetic.sentences import generate_sentences
@@ -161,6 +169,7 @@ def test_audio_in_memory_reads_as_the_file_does(tmp_path: Path) -> None:
         from_file = np.concatenate(list(stream_audio(tmp_path / name, 0.5)))
         in_memory = np.concatenate(list(stream_audio_bytes((tmp_path / name).read_bytes(), name, 0.5)))
         np.testing.assert_array_equal(in_memory, from_file)
+        assert audio_bytes_duration((tmp_path / name).read_bytes(), name) == audio_duration(tmp_path / name)
     with pytest.raises(AudioError, match="upload.wav: cannot decode"):
         list(stream_audio_bytes(b"RIFF" + bytes(300), "upload.wav"))
     with pytest.raises(AudioError, match="empty"):
