@@ -15,8 +15,11 @@
 #   5  transcribe one test file
 #   6  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every test
 #      sentence; IRSTLM, singletons pruned; needs asr[lm]): $DATA/lm/general.arpa
-#   7  tune the LM weight and word bonus on dev (stored next to the model)
-#   8  evaluate beam search + LM on test and test-indomain
+#   7  tune the LM weight and word bonus on dev at beam width $TUNE_BEAM (default 64; stored
+#      next to the model)
+#   8  evaluate beam search + LM on test and test-indomain at beam width $BEAM (default 128):
+#      weights tuned at 64 hold from 128 to 512, while weights tuned at 16 lose accuracy past
+#      128 (docs/benchmarks.md, "Beam width with a large LM")
 # Outputs: data under $DATA, model and results under $EXP (both deletable and rebuilt).
 # Markers: the corpus, its manifests and the LM under $DATA/.done/ (corpus, manifest-SPLIT,
 # lm-general), shared by every script using that $DATA; the model's under $EXP/.done/ (train,
@@ -29,12 +32,16 @@ CONFIG=${CONFIG:-recipes/synthetic/conf/demo.toml}
 DATA=${DATA:-data/synthetic}
 EXP=${EXP:-exp/synthetic}
 SYNTH_ARGS=${SYNTH_ARGS:-}
+TUNE_BEAM=${TUNE_BEAM:-64}
+BEAM=${BEAM:-128}
 PYTHON=${PYTHON:-python3}
 asr() { "$PYTHON" -m asr "$@"; }
 source recipes/stages.sh
 parse_options "$@"
 corpus_opts=$(options "synth_args=$SYNTH_ARGS")
 model_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS")
+tune_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS" "tune_beam=$TUNE_BEAM")
+beam_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS" "tune_beam=$TUNE_BEAM" "beam=$BEAM")
 
 TESTS=(test test-indomain)
 train_model() {
@@ -66,10 +73,11 @@ build_lm() {
 }
 tune_lm() {
   asr tune-lm --model "$EXP/best.pt" --manifest "$DATA/manifests/dev.jsonl" --lm "$LM" --betas 0:6:0.5 --top 10 \
+    --beam-width "$TUNE_BEAM" \
     | tee "$EXP/tune-lm.log"
 }
 evaluate_lm() {  # evaluate_lm SPLIT
-  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$1.jsonl" --lm "$LM" \
+  asr evaluate --model "$EXP/best.pt" --manifest "$DATA/manifests/$1.jsonl" --lm "$LM" --beam-width "$BEAM" \
     --out-dir "$EXP/decode-$1-beam-lm" | tee "$EXP/decode-$1-beam-lm.log"
 }
 
@@ -84,9 +92,9 @@ for split in "${TESTS[@]}"; do
 done
 run_stage 5 "transcribe a test file" "$EXP/.done/transcribe" "$model_opts" transcribe_one
 run_stage 6 "build the general-English 3-gram LM" "$DATA/.done/lm-general" "$corpus_opts" build_lm
-run_stage 7 "tune LM weight and word bonus on dev" "$EXP/.done/tune-lm" "$model_opts" tune_lm
+run_stage 7 "tune LM weight and word bonus on dev" "$EXP/.done/tune-lm" "$tune_opts" tune_lm
 for split in "${TESTS[@]}"; do
-  run_stage 8 "evaluate beam search + LM on $split" "$EXP/decode-$split-beam-lm/.done" "$model_opts" \
+  run_stage 8 "evaluate beam search + LM on $split" "$EXP/decode-$split-beam-lm/.done" "$beam_opts" \
     evaluate_lm "$split"
 done
 [ "$stop_stage" -lt 3 ] || echo "model: $EXP/best.pt"
