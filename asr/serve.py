@@ -205,7 +205,7 @@ class Engine:
                     if job.reading:
                         read |= self._read_piece(job, batcher, limit)
                 if not read:
-                    small = batcher.longest * len(batcher.pending) < batcher.batch_samples / 2
+                    small = batcher.padded_samples() < batcher.batch_samples / 2
                     if batcher.pending and small and not waited:
                         waited = True
                         try:

@@ -326,9 +326,15 @@ class Batcher:
         state = self.files[file] = _File(path, _Stitcher())
         return state
 
+    def padded_samples(self, piece: Piece | None = None) -> int:
+        """Samples of the pending batch once padded (every piece costs as much as the
+        longest), with ``piece`` added to it when given."""
+        if piece is None:
+            return self.longest * len(self.pending)
+        return max(self.longest, len(piece.samples)) * (len(self.pending) + 1)
+
     def add(self, file: int, piece: Piece) -> None:
-        # Padded batch size: every piece in a batch costs as much as the longest.
-        if self.pending and max(self.longest, len(piece.samples)) * (len(self.pending) + 1) > self.batch_samples:
+        if self.pending and self.padded_samples(piece) > self.batch_samples:
             self.flush()
         self.pending.append((file, piece))
         self.longest = max(self.longest, len(piece.samples))
