@@ -7,10 +7,12 @@ callback), all with the same beam width, and prints one Markdown table: setup se
 (building the decoder, loading the LM), utterances per second, real-time factor (decoding
 seconds per second of audio, when durations are known), WER and CER.
 
-pyctcdecode and flashlight-text are benchmark-only dependencies; asr never imports them:
+pyctcdecode and flashlight-text are benchmark-only dependencies (asr never imports them),
+declared in the extras ``bench`` and ``bench-pyctcdecode``:
 
-    pip install flashlight-text
-    pip install --no-deps pyctcdecode pygtrie   # pyctcdecode 0.5 pins numpy<2; it runs with numpy 2
+    pip install -e '.[bench]'               # flashlight-text
+    pip install -e '.[bench-pyctcdecode]'   # in a virtualenv of its own: pyctcdecode 0.5
+                                            # requires numpy<2 and downgrades asr's numpy
 
 A decoder that is not installed, or fails to import, gets a "not available" row with the
 reason.

@@ -23,17 +23,16 @@ from pathlib import Path
 import av
 import httpx
 import numpy as np
+import openai
 import pytest
 import soundfile as sf
+import uvicorn
 
 from asr.audio import SAMPLE_RATE
 from asr.decode import GreedyDecoder
 from asr.serve import Engine, ServerSettings, create_app
 from asr.transcribe import TranscribeOptions, transcribe_files
 from tone import VOCAB, ToneModel, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
-
-openai = pytest.importorskip("openai")
-uvicorn = pytest.importorskip("uvicorn")
 
 TEXT = "HELLO THERE IT'S A QUIZ OF ZEBRAS"
 
