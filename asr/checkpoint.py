@@ -69,6 +69,7 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
         "format_version": FORMAT_VERSION,
         "config": config.to_dict(),
         "vocab": list(vocab.tokens),
+        **units_entry(vocab),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
@@ -148,7 +149,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     # anything, and each way it can fail is the same fault: a damaged checkpoint.
     try:
         config = ExperimentConfig.from_dict(raw["config"], source=f"{path} config")
-        vocab = Vocabulary(tuple(raw["vocab"]))
+        vocab = vocabulary_from(raw["vocab"], raw.get("units"))
     except (ConfigError, KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
         raise CheckpointError(f"{path}: checkpoint header is damaged ({_one_line(err)})") from None
     if config.model.vocab_size != len(vocab):
@@ -162,6 +163,23 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> LoadedMo
     if torch.device(device).type == "cuda":
         model.set_layout("fused")  # cuDNN runs both directions at once on packed sequences
     return LoadedModel(model, vocab, config, raw)
+
+
+def units_entry(vocab: Vocabulary) -> dict[str, Any]:
+    """What a checkpoint holds of a vocabulary beyond its tokens: nothing for characters (so
+    files from before word pieces and phones read as they always did), else the units, and
+    the sentencepiece model or the lexicon."""
+    if vocab.units == "chars":
+        return {}
+    return {"units": {"kind": vocab.units, "pieces_model": vocab.pieces_model, "lexicon": list(vocab.lexicon)}}
+
+
+def vocabulary_from(tokens: list[str], units: dict[str, Any] | None) -> Vocabulary:
+    """The vocabulary :func:`units_entry` and the token list describe."""
+    if units is None:
+        return Vocabulary(tuple(tokens))
+    return Vocabulary(tuple(tokens), units["kind"], pieces_model=units.get("pieces_model", b""),
+                      lexicon=tuple(units.get("lexicon", ())))
 
 
 def _one_line(err: BaseException) -> str:

@@ -17,6 +17,7 @@ from asr.distributed import MULTI_GPU_RULES
 from asr.errors import UserError
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
+from asr.units import TextConfig
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class TrainConfig:
     grad_accum: int = 1  # batches per optimizer step
     seed: int = 0
     num_workers: int = 1
-    amp: str = "auto"  # auto (bf16 if supported, else fp16, on CUDA only) | bf16 | fp16 | off; loss scaling whenever on
+    # auto: bf16 on a CPU with native bf16 (avx512_bf16 or AMX), bf16 (else fp16) on CUDA | bf16 |
+    # fp16 (CUDA) | off; loss scaling on CUDA whenever on
+    amp: str = "auto"
     spec_augment: bool = True
     sortagrad: bool = False  # first epoch from shortest to longest utterances
     stats_utterances: int = 400  # utterances sampled for feature normalisation statistics
@@ -70,13 +73,14 @@ class TrainConfig:
             "grad_accum": at_least(1), "num_workers": between(0, 64), "amp": one_of("auto", "bf16", "fp16", "off"),
             "stats_utterances": at_least(1), "log_every": at_least(1), "keep_epochs": at_least(0),
             "checkpoint_every": at_least(0), "max_train_seconds": at_least(0), "multi_gpu": one_of(*MULTI_GPU_RULES),
-            "recurrent_layout": one_of("auto", "split", "fused"),
+            "recurrent_layout": one_of("auto", "split", "fused", "padded"),
         })
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
+    text: TextConfig = field(default_factory=TextConfig)  # the units the model emits (asr/units.py)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -25,6 +25,7 @@ from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.errors import UserError
 from asr.io import atomic_write
 from asr.text import Vocabulary, normalize_text
+from asr.units import lexicon_table, target_units
 
 SPEED_RANGE = (0.5, 2.0)  # speed perturbation factors allowed (Kaldi and lhotse use 0.9-1.1)
 
@@ -39,11 +40,16 @@ class Utterance:
     text: str
     speaker: str
     speed: float = 1.0  # speed perturbation factor applied at load time; 1.0: the audio as it is
+    # The phones spoken, where the corpus knows them ("D @ | k a t": spaces between phones, "|"
+    # between words); phone models learn these rather than the lexicon's (asr/units.py).
+    phones: str = ""
 
     def to_json(self) -> str:
         row = asdict(self)
         if self.speed == 1.0:
             del row["speed"]  # unperturbed rows stay plain NeMo rows
+        if not self.phones:
+            del row["phones"]
         text = json.dumps(row, ensure_ascii=False)
         try:
             text.encode("utf-8")
@@ -92,7 +98,7 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
     ``normalize=False`` keeps the text as written (for checking it, see :mod:`asr.validate`).
     """
     for key, kinds in (("audio_filepath", str), ("text", str), ("id", str), ("speaker", str),
-                       ("duration", (int, float)), ("speed", (int, float))):
+                       ("duration", (int, float)), ("speed", (int, float)), ("phones", str)):
         # A null text would be scored as the word NONE; a string speed would be parsed.
         if key in row and (not isinstance(row[key], kinds) or isinstance(row[key], bool)):
             raise TypeError(f"{key} must be a {'string' if kinds is str else 'number'}, got {row[key]!r}")
@@ -114,6 +120,7 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
         text=normalize_text(text) if normalize else text,
         speaker=str(row.get("speaker", utt_id.split("-")[0])),
         speed=speed,
+        phones=" ".join(row.get("phones", "").split()),
     )
 
 
@@ -169,6 +176,7 @@ class SpeechDataset(Dataset):
     def __init__(self, utterances: list[Utterance], vocab: Vocabulary) -> None:
         self.utterances = utterances
         self.vocab = vocab
+        self._lexicon = lexicon_table(vocab) if vocab.units == "phones" else None  # read once, not per item
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -179,7 +187,8 @@ class SpeechDataset(Dataset):
             wave = torch.from_numpy(load_utterance_audio(utt))
         except AudioError as err:
             return None, None, index, str(err)
-        tokens = torch.tensor(self.vocab.encode(utt.text), dtype=torch.long)
+        tokens = torch.tensor(self.vocab.encode(target_units(self.vocab, utt.text, utt.phones, self._lexicon) or ""),
+                              dtype=torch.long)
         return wave, tokens, index, None
 
 

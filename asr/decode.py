@@ -16,7 +16,8 @@ import torch
 
 from asr.config import ConfigError
 from asr.lm import NGramLM
-from asr.text import Vocabulary
+from asr.text import SPACE, WORD_SEP, Vocabulary
+from asr.units import pronunciations
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,15 @@ class Decoder(Protocol):
         ...
 
 
+class WeightedDecoder(Decoder, Protocol):
+    """A beam search fused with an LM (:class:`asr.beam.BeamSearchDecoder`,
+    :class:`asr.beam.lexicon.LexiconBeamSearchDecoder`), whose weights a sweep changes."""
+
+    def with_weights(self, alpha: float, beta: float) -> WeightedDecoder:
+        """A copy with LM weight ``alpha`` and word bonus ``beta``, sharing what it can."""
+        ...
+
+
 class GreedyDecoder:
     """Best path: arg-max per frame, then collapse repeats and drop blanks."""
 
@@ -77,6 +87,15 @@ class GreedyDecoder:
 DECODERS = ("greedy", "beam")
 
 
+def word_separator(vocab: Vocabulary) -> int | None:
+    """The unit between words: the space of characters, ``|`` of phones; word pieces have
+    none (a piece that starts a word says so itself)."""
+    for token in (SPACE, WORD_SEP):
+        if token in vocab.tokens and vocab.units != "bpe":
+            return vocab.tokens.index(token)
+    return None
+
+
 @dataclass(frozen=True)
 class DecodingConfig:
     """Which decoder to build, and its LM fusion weights (used only with an LM)."""
@@ -86,6 +105,9 @@ class DecodingConfig:
     lm: str | None = None  # word n-gram LM, ARPA or KenLM binary; needs decoder = "beam"
     alpha: float = 0.5  # weight of the natural-log LM probability
     beta: float = 1.0  # bonus per word
+    # Beam search over the words of a lexicon only: always for phone models (their
+    # checkpoint's lexicon); for characters and word pieces, the LM's words spelled out.
+    lexicon: bool = False
 
 
 def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None = None) -> Decoder:
@@ -105,7 +127,16 @@ def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None 
         raise ConfigError(f"beam width must be at least 1, got {config.beam_width}")
     if lm is None and config.lm is not None:
         lm = NGramLM(config.lm)
-    # Imported here: it loads numba, which the greedy decoder does without.
+    # Imported here: they load numba, which the greedy decoder does without.
+    if config.lexicon or not vocab.spells_words:
+        from asr.beam.lexicon import LexiconBeamSearchDecoder
+
+        if vocab.spells_words and (lm is None or lm.words is None):
+            raise ConfigError("a lexicon search of a character or word-piece model takes its words from an ARPA LM: "
+                              "give one with --lm")
+        return LexiconBeamSearchDecoder(vocab, pronunciations(vocab, lm.words if vocab.spells_words else None),
+                                        beam_width=config.beam_width, lm=lm, alpha=config.alpha, beta=config.beta,
+                                        word_sep=word_separator(vocab))
     from asr.beam import BeamSearchDecoder
 
     return BeamSearchDecoder(vocab, beam_width=config.beam_width, lm=lm, alpha=config.alpha, beta=config.beta)

@@ -17,6 +17,7 @@ an optional extra: ``pip install 'asr[onnx]'``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import warnings
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asr.checkpoint import LoadedModel
+from asr.checkpoint import LoadedModel, units_entry, vocabulary_from
 from asr.config import ExperimentConfig
 from asr.errors import UserError
 from asr.features import log_mel
@@ -97,8 +98,18 @@ def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -
             dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                           "log_probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}},
         )
-    _set_metadata(onnx, out_path, {"asr_vocab": list(loaded.vocab.tokens), "asr_config": loaded.config.to_dict()})
+    _set_metadata(onnx, out_path, {"asr_vocab": list(loaded.vocab.tokens), "asr_config": loaded.config.to_dict(),
+                                   **_units_metadata(loaded.vocab)})
     return out_path
+
+
+def _units_metadata(vocab: Vocabulary) -> dict:
+    """A word-piece or phone vocabulary's model or lexicon, as JSON metadata (the model's
+    bytes in base64); nothing for characters."""
+    entry = units_entry(vocab).get("units")
+    if entry is None:
+        return {}
+    return {"asr_units": {**entry, "pieces_model": base64.b64encode(entry["pieces_model"]).decode()}}
 
 
 def _set_metadata(onnx, path: Path, values: dict) -> None:
@@ -121,7 +132,7 @@ def quantize_onnx_int8(float_path: str | Path, out_path: str | Path) -> Path:
 
     float_path, out_path = Path(float_path), Path(out_path)
     metadata = {p.key: json.loads(p.value) for p in onnx.load(str(float_path)).metadata_props
-                if p.key in ("asr_vocab", "asr_config")}
+                if p.key in ("asr_vocab", "asr_config", "asr_units")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_dynamic(str(float_path), str(out_path), weight_type=QuantType.QInt8)
@@ -153,7 +164,10 @@ class OnnxModel:
                                  f"writes ({list(INPUTS)} -> {list(OUTPUTS)})")
         self.int8 = meta.get("asr_compute_type") == '"int8"'  # from quantize_onnx_int8
         try:
-            self.vocab = Vocabulary(tuple(json.loads(meta["asr_vocab"])))
+            units = json.loads(meta["asr_units"]) if "asr_units" in meta else None
+            if units is not None:
+                units["pieces_model"] = base64.b64decode(units["pieces_model"])
+            self.vocab = vocabulary_from(json.loads(meta["asr_vocab"]), units)
             self.config = ExperimentConfig.from_dict(json.loads(meta["asr_config"]), source=f"{path} metadata")
         except (ValueError, TypeError, AttributeError) as err:  # ConfigError and JSON errors are ValueErrors
             raise OnnxModelError(f"{path}: damaged asr metadata ({' '.join(str(err).split())[:160]})") from None

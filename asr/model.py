@@ -96,7 +96,7 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index[:, :, None].expand_as(x))
 
 
-LAYOUTS = ("split", "fused")
+LAYOUTS = ("split", "fused", "padded")
 
 
 def pack_by_length(x: torch.Tensor, lengths: torch.Tensor) -> tuple[PackedSequence, torch.Tensor]:
@@ -141,18 +141,24 @@ class RecurrentLayer(nn.Module):
       the same weights run on PackedSequences.
     - ``fused``: one (bidirectional) module run on a PackedSequence, so cuDNN runs both
       directions at once and skips padding (Appleyard et al., 2016): the layout for GPUs.
+    - ``padded``: the fused module run on the padded tensor, as oneDNN runs both directions
+      at once on a CPU. Valid frames of sequences as long as the batch's longest get the split
+      layout's outputs; a shorter sequence's backward direction starts in its padding (zeros,
+      after the model's mask), so its outputs drift from the split layout's by what those
+      frames leave in the state: small where batches are bucketed by length.
       Its state dict uses the split layout's names (state-dict hooks map them both ways),
       so a checkpoint loads into either layout and the optimizer's parameter order is the
       same in both (forward w_ih, w_hh, b_ih, b_hh, then backward).
     """
 
     def __init__(self, input_size: int, hidden: int, cell: str, bidirectional: bool, packed: bool,
-                 fused: bool = False) -> None:
+                 fused: bool = False, padded: bool = False) -> None:
         super().__init__()
         rnn = CELLS[cell]
         self.packed = packed
-        self.fused = fused
-        if fused:
+        self.fused = fused or padded  # one module for both directions
+        self.padded = padded
+        if self.fused:
             self.rnn = rnn(input_size, hidden, batch_first=True, bidirectional=bidirectional)
             self._register_state_dict_hook(_save_split_names)
             self._register_load_state_dict_pre_hook(_load_split_names)
@@ -178,6 +184,8 @@ class RecurrentLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D), lengths: (B,) -> (B, T, H), or (B, T, 2H) with the backward states after the forward ones."""
+        if self.padded:
+            return self.rnn(x)[0]
         if self.fused:
             packed, order = pack_by_length(x, lengths)
             return unpack_by_length(self.run_packed(packed), order, x.shape[1])
@@ -255,9 +263,11 @@ class AcousticModel(nn.Module):
 
     @property
     def layout(self) -> str:
-        """``"split"`` or ``"fused"``: how the recurrent layers run (see :class:`RecurrentLayer`);
-        ``"split"`` for an attention encoder, which has none."""
-        return "fused" if len(self.layers) and self.layers[0].fused else "split"
+        """``"split"``, ``"fused"`` or ``"padded"``: how the recurrent layers run (see
+        :class:`RecurrentLayer`); ``"split"`` for an attention encoder, which has none."""
+        if not len(self.layers) or not self.layers[0].fused:
+            return "split"
+        return "padded" if self.layers[0].padded else "fused"
 
     def set_layout(self, layout: str) -> AcousticModel:
         """Rebuild the recurrent layers in ``layout``, keeping their weights; returns self.
@@ -271,7 +281,8 @@ class AcousticModel(nn.Module):
         reference = next(self.layers[0].parameters())
         cfg = self.cfg
         for i, layer in enumerate(self.layers):
-            new = RecurrentLayer(cfg.width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed, fused=layout == "fused")
+            new = RecurrentLayer(cfg.width, cfg.hidden, cfg.cell, cfg.bidirectional, cfg.packed, fused=layout == "fused",
+                                 padded=layout == "padded")
             new = new.to(device=reference.device, dtype=reference.dtype)
             new.load_state_dict(layer.state_dict())
             new.train(layer.training)

@@ -1,19 +1,24 @@
-"""Text normalisation and the character vocabulary.
+"""Text normalisation and the vocabulary of units a model emits.
 
 Transcripts are normalised the LibriSpeech way: upper-case letters, the apostrophe and
-single spaces. Index 0 of every vocabulary is the CTC blank.
+single spaces. Index 0 of every vocabulary is the CTC blank. Units are characters (the
+default), word pieces (sentencepiece pieces, ``▁`` marking a word's start) or phones (with
+``|`` between words); :mod:`asr.units` builds the last two.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asr.errors import UserError
 
 BLANK = "<blank>"
 SPACE = " "
+WORD_START = "\u2581"  # sentencepiece's mark of a piece that starts a word: "▁THE"
+WORD_SEP = "|"  # the phone vocabulary's word separator
+UNITS = ("chars", "bpe", "phones")
 DEFAULT_CHARS = " '" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
@@ -97,15 +102,33 @@ class UnknownCharacterError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """Characters a model emits; ``tokens[0]`` is the CTC blank."""
+    """The units a model emits; ``tokens[0]`` is the CTC blank.
+
+    ``units`` says what a token is: ``chars`` (one character each), ``bpe`` (sentencepiece
+    pieces) or ``phones`` (one phone each, and :data:`WORD_SEP`). It decides how token ids
+    become text (:meth:`decode`).
+    """
 
     tokens: tuple[str, ...] = (BLANK,) + tuple(DEFAULT_CHARS)
+    units: str = "chars"
+    # bpe: the sentencepiece model (its serialized bytes) whose pieces ``tokens[1:]`` are.
+    pieces_model: bytes = field(default=b"", repr=False)
+    # phones: the pronunciation lexicon, one "WORD p1 p2 ..." line per pronunciation, whose
+    # phones ``tokens`` hold; a lexicon search decodes words with it.
+    lexicon: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not self.tokens or self.tokens[0] != BLANK:
             raise ValueError(f"vocabulary must start with {BLANK!r}")
         if len(set(self.tokens)) != len(self.tokens):
             raise ValueError("vocabulary has duplicate tokens")
+        if self.units not in UNITS:
+            raise ValueError(f"units = {self.units!r}: choose one of {', '.join(UNITS)}")
+
+    @property
+    def spells_words(self) -> bool:
+        """Whether decoded tokens are words (characters, word pieces) rather than phones."""
+        return self.units != "phones"
 
     @property
     def blank(self) -> int:
@@ -119,20 +142,43 @@ class Vocabulary:
         return len(self.tokens)
 
     def unknown_characters(self, text: str) -> list[str]:
-        """The characters of ``text`` the vocabulary cannot encode, sorted, each once."""
-        return sorted(set(text) - self._index.keys())
+        """The characters (phones, for a phone vocabulary) of the unit string ``text`` that the
+        vocabulary cannot encode, sorted, each once. Word pieces spell any normalised text."""
+        if self.units == "bpe":
+            return sorted(set(text) - set(DEFAULT_CHARS))
+        return sorted(set(text.split() if self.units == "phones" else text) - self._index.keys())
 
     def encode(self, text: str) -> list[int]:
-        """Map an already normalised text to token ids (no blanks)."""
+        """Map a unit string to token ids (no blanks): an already normalised text for
+        characters and word pieces; for phones, phones separated by spaces (``|`` between
+        words), as :func:`asr.units.target_units` gives them."""
         index = self._index
+        if self.units == "bpe":
+            return [i + 1 for i in self._pieces.encode(text)]  # the processor's ids, after the blank
+        units = text.split() if self.units == "phones" else text
         try:
-            return [index[c] for c in text]
+            return [index[c] for c in units]
         except KeyError as err:
-            raise UnknownCharacterError(f"character {err.args[0]!r} is not in the vocabulary") from None
+            raise UnknownCharacterError(f"unit {err.args[0]!r} is not in the vocabulary") from None
+
+    @property
+    def _pieces(self):
+        cached = self.__dict__.get("_pieces_cache")
+        if cached is None:
+            import sentencepiece  # only word-piece models need it
+
+            cached = sentencepiece.SentencePieceProcessor(model_proto=self.pieces_model)
+            object.__setattr__(self, "_pieces_cache", cached)
+        return cached
 
     def decode(self, ids: list[int]) -> str:
-        """Map token ids back to text, dropping blanks."""
-        return "".join(self.tokens[i] for i in ids if i != self.blank)
+        """Map token ids back to text, dropping blanks: words for characters and word pieces,
+        phones separated by spaces (and ``|`` between words) for phones."""
+        units = [self.tokens[i] for i in ids if i != self.blank]
+        if self.units == "phones":
+            return " ".join(units)
+        text = "".join(units)
+        return text.replace(WORD_START, " ") if self.units == "bpe" else text
 
     @property
     def _index(self) -> dict[str, int]:

@@ -33,6 +33,7 @@ from asr.inference import resolve_device
 from asr.model import AcousticModel
 from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
+from asr.units import lexicon_table, target_units, vocabulary_for
 from asr.trainer import Trainer, build_trainer, forward_backward, optimizer_step, rank0_seconds
 from asr.training_data import TrainingData, TrainingError, load_data, normalization_stats
 from asr.training_log import LogWindow, TrainingLog
@@ -81,7 +82,7 @@ def train(
     run = world_schedule(cfg.train, world)
     if main_process and world > 1:
         print(run.describe(), flush=True)
-    vocab = Vocabulary()
+    vocab = vocabulary_for(cfg.text)
     cfg = replace(cfg, model=replace(cfg.model, vocab_size=len(vocab)))
     data = load_data(cfg, vocab, run, rank, compute_device)
     steps_per_epoch = math.ceil(len(data.sampler) / run.grad_accum)
@@ -363,7 +364,8 @@ def end_of_epoch(trainer: Trainer, state: TrainingState, dev_utts: list[Utteranc
         scores = "no dev utterance could be read: not scored, best.pt not updated"
     else:
         partial = f" on {len(scored)} of {len(dev_utts)} utterances" if len(scored) < len(dev_utts) else ""
-        scores = (f"dev WER {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% "
+        rate = "WER" if vocab.spells_words else "phone error rate"
+        scores = (f"dev {rate} {100 * wer:.2f}% CER {100 * cer:.2f}%{partial} (best {100 * state.best_wer:.2f}% "
                   f"at epoch {state.best_epoch})")
     print(f"epoch {epoch}: {scores}; {state.audio_seconds / max(state.train_seconds, 1e-9):.0f} audio-s/s",
           flush=True)
@@ -377,6 +379,9 @@ def _score_dev(model: AcousticModel, cfg: ExperimentConfig, vocab: Vocabulary,
     decoder = GreedyDecoder(vocab)
     decoded = decode_utterances(LoadedModel(model, vocab, cfg, {}), dev_utts, decoder, num_workers=cfg.train.num_workers)
     scored = decoded.decoded(dev_utts)
+    if not vocab.spells_words:  # greedy output is phones: scored against the phones each row should get
+        table = lexicon_table(vocab)
+        scored = [replace(u, text=target_units(vocab, u.text, u.phones, table) or "") for u in scored]
     if decoded.failures:
         print(f"asr: warning: {len(decoded.failures)} of {len(dev_utts)} dev utterances could not be "
               f"read and are left out of this epoch's score (first: {next(iter(decoded.failures.values()))})",

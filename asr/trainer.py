@@ -1,13 +1,15 @@
 """The model and what updates it: AdamW with warm-up and cosine decay (over the run's steps,
-or over its time budget), a gradient scaler, autocast on CUDA; one micro-batch's forward and
-backward pass, and the optimizer step.
+or over its time budget), a gradient scaler, autocast (on CUDA, and in bf16 on CPUs with
+native bf16); one micro-batch's forward and backward pass, and the optimizer step.
 
 :mod:`asr.train` builds a :class:`Trainer` once per run and drives it batch by batch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -37,24 +39,50 @@ class Trainer:
     budget: TimeBudget | None = None  # the clock the lr follows under ``train.max_train_seconds``
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), as torch reports it."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype that ``train.amp`` (auto, bf16, fp16, off) means on ``device``, or None."""
-    # Mixed precision only pays on GPUs; on CPU it would slow the LSTM down.
-    if device.type != "cuda" or setting == "off":
+    """The autocast dtype that ``train.amp`` (auto, bf16, fp16, off) means on ``device``, or None.
+
+    On a CPU only bf16 counts, and only where the CPU has it natively: oneDNN's bf16 LSTM
+    then takes ~0.57x the fp32 time (docs/benchmarks.md); emulated, it is slower than fp32.
+    """
+    if setting == "off":
         return None
+    if device.type == "cpu":
+        return torch.bfloat16 if setting in ("auto", "bf16") and cpu_has_native_bf16() and _cpu_bf16_runs() else None
     if setting == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
 
 
-def needs_loss_scaling(dtype: torch.dtype | None) -> bool:
-    """Whether gradients need loss scaling: whenever autocast is on, not only under fp16.
+@functools.cache
+def _cpu_bf16_runs() -> bool:
+    """Some CPU and torch builds have no oneDNN primitive for a bf16 LSTM ("could not create a
+    primitive descriptor"): try a tiny one once, and fall back to fp32 with one line if it fails."""
+    try:
+        lstm = torch.nn.LSTM(4, 4, batch_first=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            lstm(torch.zeros(1, 2, 4, requires_grad=True))[0].float().sum().backward()
+        return True
+    except RuntimeError as err:
+        print(f"asr: bf16 training is not available on this CPU's torch build ({' '.join(str(err).split())[:120]}); "
+              "training in fp32", file=sys.stderr, flush=True)
+        return False
+
+
+def needs_loss_scaling(dtype: torch.dtype | None, device: torch.device) -> bool:
+    """Whether gradients need loss scaling: on CUDA whenever autocast is on, not only under fp16.
 
     PyTorch's autocast runs cuDNN RNNs in float16 even under bfloat16 autocast (the cast is
     written into its cuDNN RNN wrapper), so the LSTMs of a bf16 run compute in fp16, where the
-    small gradients of a mean-reduced CTC loss flush to zero without scaling.
+    small gradients of a mean-reduced CTC loss flush to zero without scaling. On a CPU the
+    LSTMs run in true bf16, whose exponent range is fp32's: no scaling.
     """
-    return dtype is not None
+    return dtype is not None and device.type == "cuda"
 
 
 def _lr_factor(step: int, warmup: int, total: int, final_ratio: float) -> float:
@@ -117,7 +145,7 @@ def build_trainer(model: AcousticModel, cfg: ExperimentConfig, run: WorldSchedul
             optimizer, lambda s: _lr_factor(s, run.warmup_steps, total_steps, cfg.train.final_lr_ratio)
         )
     dtype = amp_dtype(cfg.train.amp, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=needs_loss_scaling(dtype))
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_loss_scaling(dtype, device))
     return Trainer(model, model, optimizer, scheduler, scaler, device, dtype, rank, budget)
 
 
@@ -133,7 +161,7 @@ def forward_backward(trainer: Trainer, batch: Batch, cfg: ExperimentConfig, blan
     empty = not batch.indices
     feats, host_lengths = _features(trainer, batch, host_lengths, cfg)
     with nullcontext() if sync else trainer.ddp_model.no_sync():
-        with torch.autocast("cuda", dtype=trainer.amp_dtype) if trainer.amp_dtype else nullcontext():
+        with torch.autocast(trainer.device.type, dtype=trainer.amp_dtype) if trainer.amp_dtype else nullcontext():
             lp, out_lengths = trainer.ddp_model(feats, host_lengths, normalized=True)  # (B, T, V), (B,)
         if empty:
             loss = lp.sum() * 0.0

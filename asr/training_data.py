@@ -21,6 +21,7 @@ from asr.distributed import WorldSchedule
 from asr.errors import UserError
 from asr.features import feature_stats, log_mel, num_frames
 from asr.text import Vocabulary
+from asr.units import lexicon_table, target_units
 
 
 class TrainingError(UserError, ValueError):
@@ -38,9 +39,9 @@ class TrainingData:
     unreadable: dict[int, str] = field(default_factory=dict)  # training utterances whose audio failed, and why
 
 
-def ctc_frames_needed(text: str) -> int:
-    """Fewest output frames CTC needs for ``text``: one per character, plus a blank between
-    each pair of equal neighbours ("LL" needs three)."""
+def ctc_frames_needed(text: str | list[int]) -> int:
+    """Fewest output frames CTC needs for ``text`` (characters or token ids): one per unit,
+    plus a blank between each pair of equal neighbours ("LL" needs three)."""
     return len(text) + sum(a == b for a, b in zip(text, text[1:]))
 
 
@@ -85,17 +86,21 @@ def load_data(cfg: ExperimentConfig, vocab: Vocabulary, run: WorldSchedule, rank
 
 def _encodable(utterances: list[Utterance], vocab: Vocabulary, cfg: ExperimentConfig) -> tuple[list[Utterance], dict[str, int]]:
     dropped = {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0,
-               "transcript longer than its audio's frames can carry": 0}
+               "words outside the lexicon": 0, "transcript longer than its audio's frames can carry": 0}
     kept = []
     sample_rate = cfg.features.sample_rate
+    table = lexicon_table(vocab) if vocab.units == "phones" else None
     for u in utterances:
+        target = target_units(vocab, u.text, u.phones, table) if u.text else ""
         if u.duration > cfg.data.max_duration:
             dropped["too long"] += 1
         elif not u.text:
             dropped["empty transcript"] += 1
-        elif vocab.unknown_characters(u.text):
+        elif target is None:
+            dropped["words outside the lexicon"] += 1
+        elif vocab.unknown_characters(target):
             dropped["characters outside the vocabulary"] += 1
-        elif ctc_frames_needed(u.text) > math.ceil(
+        elif ctc_frames_needed(vocab.encode(target)) > math.ceil(
             num_frames(round(u.duration * sample_rate), cfg.features) / cfg.model.stack
         ):
             # CTC cannot align it: its loss would be infinite (zeroed), a wasted slot in the batch.

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.beam import BeamSearchDecoder
 from asr.config import ConfigError
 from asr.data import Utterance
+from asr.decode import DecodingConfig, WeightedDecoder, build_decoder
 from asr.errors import UserError
 from asr.evaluate import batched_log_probs
 from asr.inference import Recognizer
@@ -109,7 +109,7 @@ def model_log_probs(
 def sweep(
     log_probs: list[torch.Tensor],
     references: list[str],
-    decoder: BeamSearchDecoder,
+    decoder: WeightedDecoder,
     points: list[tuple[float, float]],
     progress: bool = False,
     jobs: int = 0,
@@ -147,7 +147,7 @@ def available_cores() -> int:
 
 
 def _score(
-    decoder: BeamSearchDecoder, log_probs: list[np.ndarray], references: list[str], alpha: float, beta: float
+    decoder: WeightedDecoder, log_probs: list[np.ndarray], references: list[str], alpha: float, beta: float
 ) -> TuningPoint:
     """Error rates of ``decoder`` at (alpha, beta) on every utterance (``log_probs[i]``: (T_i, V))."""
     weighted = decoder.with_weights(alpha, beta)
@@ -160,7 +160,7 @@ def _score(
 def _scored_points(
     log_probs: list[np.ndarray],
     references: list[str],
-    decoder: BeamSearchDecoder,
+    decoder: WeightedDecoder,
     points: list[tuple[float, float]],
     jobs: int,
 ) -> Iterator[Iterator[tuple[int, TuningPoint]]]:
@@ -192,10 +192,10 @@ def _scored_points(
 
 
 # What a worker process decodes: set once, by _start_worker, when the process starts.
-_worker_inputs: tuple[BeamSearchDecoder, list[np.ndarray], list[str]] | None = None
+_worker_inputs: tuple[WeightedDecoder, list[np.ndarray], list[str]] | None = None
 
 
-def _start_worker(decoder: BeamSearchDecoder, log_probs: list[np.ndarray], references: list[str]) -> None:
+def _start_worker(decoder: WeightedDecoder, log_probs: list[np.ndarray], references: list[str]) -> None:
     global _worker_inputs
     _worker_inputs = decoder, log_probs, references
     # The workers already fill every core, and a forked child must not enter the parent's
@@ -237,7 +237,7 @@ def tune_lm(
     if beam_width < 1:
         raise ConfigError(f"beam width must be at least 1, got {beam_width}")
     # Built first, so that a bad LM or a model/LM mismatch fails before the slow part.
-    decoder = BeamSearchDecoder(recognizer.vocab, beam_width=beam_width, lm=NGramLM(lm_path))
+    decoder = build_decoder(recognizer.vocab, DecodingConfig("beam", beam_width), NGramLM(lm_path))
     log_probs, utterances, skipped = model_log_probs(recognizer, utterances, progress)
     if not utterances:
         raise ConfigError(f"{dev_manifest or 'dev set'}: no utterance's audio could be read")

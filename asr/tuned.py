@@ -135,10 +135,13 @@ def decoding_config(
     lm: str | Path | None = None,
     alpha: float | None = None,
     beta: float | None = None,
+    spells_words: bool = True,
 ) -> tuple[DecodingConfig, str | None]:
     """The decoding configuration for the given options; ``None`` means not given.
 
-    The decoder defaults to beam search when an LM or a beam width is given, else greedy.
+    The decoder defaults to beam search when an LM or a beam width is given, or when the
+    model's units do not spell words (``spells_words`` false: a phone model, whose words
+    come from a lexicon search); else greedy.
     With an LM, alpha, beta and the beam width not given come from the tuning file when it
     holds values for this checkpoint and LM, else from :class:`DecodingConfig`'s defaults.
     Also returns a one-line note saying where alpha and beta came from (``None`` when the
@@ -146,7 +149,7 @@ def decoding_config(
     """
     defaults = DecodingConfig()
     if decoder is None:
-        decoder = "beam" if lm is not None or beam_width is not None else "greedy"
+        decoder = "beam" if lm is not None or beam_width is not None or not spells_words else "greedy"
     if decoder != "beam":
         if lm is not None or alpha is not None or beta is not None or beam_width is not None:
             raise ConfigError(f"an LM, alpha, beta and a beam width apply only to beam search, not to decoder {decoder!r}")

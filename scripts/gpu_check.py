@@ -153,7 +153,7 @@ def _setup(model_cfg: ModelConfig, layout: str, amp: bool, device: torch.device)
     model = AcousticModel(model_cfg).to(device).set_layout(layout).train()
     amp_dtype = trainer.amp_dtype("auto", device) if amp else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-    scaler = torch.amp.GradScaler(device.type, enabled=trainer.needs_loss_scaling(amp_dtype) and device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=trainer.needs_loss_scaling(amp_dtype, device))
     return model, optimizer, scaler, amp_dtype
 
 

@@ -165,6 +165,33 @@ def test_fused_layout_matches_the_split_one_in_outputs_and_gradients(variant):
         torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("variant", VARIANTS, ids=_ids)
+def test_padded_layout_matches_the_split_one_where_lengths_are_equal(variant):
+    """The fused module on the padded tensor (oneDNN's CPU layout): equal lengths give the
+    split layout's outputs and gradients; a shorter sequence's backward direction starts in
+    padding, which moves its outputs only a little."""
+    split, _ = _model(*variant, layers=2)
+    padded = AcousticModel(split.cfg).set_layout("padded")
+    padded.load_state_dict(split.state_dict())
+    assert padded.layout == "padded"
+    feats, lengths, targets, target_lengths = _batch()
+    equal = torch.full_like(lengths, int(lengths.max()))
+    outputs = []
+    for model in (split, padded):
+        lp, out_lengths = model(feats, equal)
+        torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, out_lengths, target_lengths).backward()
+        outputs.append(lp)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=1e-5)
+    for (name, a), b in zip(split.named_parameters(), padded.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=1e-5, msg=name)
+    # Unequal lengths: the longest sequence is exact; the others differ, boundedly.
+    (lp_split, out_lengths), (lp_padded, _) = split(feats, lengths), padded(feats, lengths)
+    longest = int(lengths.argmax())
+    torch.testing.assert_close(lp_padded[longest], lp_split[longest], rtol=0, atol=1e-5)
+    for i, n in enumerate(out_lengths.tolist()):
+        assert (lp_padded[i, :n].exp() - lp_split[i, :n].exp()).abs().max() < 0.5
+
+
 def test_a_checkpoint_loads_in_either_layout(tmp_path):
     model, cfg = _model("lstm", True)
     model.set_layout("fused")

@@ -149,8 +149,21 @@ def test_feature_size_has_one_source_of_truth(tiny_corpus, tmp_path):
     assert "model.n_mels = 64 but features.n_mels = 80" in out.stderr
 
 
-def test_loss_scaling_is_on_whenever_autocast_is():
+def test_loss_scaling_is_on_whenever_autocast_is_on_cuda():
     # Autocast runs cuDNN LSTMs in float16 even under bf16, so bf16 runs need scaling too.
-    assert needs_loss_scaling(torch.float16) and needs_loss_scaling(torch.bfloat16)
-    assert not needs_loss_scaling(None)
-    assert amp_dtype("auto", torch.device("cpu")) is None and amp_dtype("bf16", torch.device("cpu")) is None
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert needs_loss_scaling(torch.float16, cuda) and needs_loss_scaling(torch.bfloat16, cuda)
+    assert not needs_loss_scaling(None, cuda)
+    # A CPU's bf16 LSTM is true bf16, with fp32's exponent range.
+    assert not needs_loss_scaling(torch.bfloat16, cpu)
+
+
+def test_cpu_autocast_is_bf16_only_where_the_cpu_has_it(monkeypatch):
+    import asr.trainer
+
+    cpu = torch.device("cpu")
+    assert amp_dtype("off", cpu) is None and amp_dtype("fp16", cpu) is None
+    monkeypatch.setattr(asr.trainer, "cpu_has_native_bf16", lambda: False)
+    assert amp_dtype("auto", cpu) is None and amp_dtype("bf16", cpu) is None
+    monkeypatch.setattr(asr.trainer, "cpu_has_native_bf16", lambda: True)
+    assert amp_dtype("auto", cpu) is torch.bfloat16 and amp_dtype("bf16", cpu) is torch.bfloat16

@@ -2,7 +2,7 @@
 
 Each command has a parser builder (``add_NAME``) and a function that runs it (``run_NAME``)
 in the module of its kind: :mod:`asr.cli.corpus`, :mod:`asr.cli.model`, :mod:`asr.cli.decode`,
-:mod:`asr.cli.lm`, :mod:`asr.cli.serve`. Each imports the library modules it uses when it runs, so a command pays
+:mod:`asr.cli.lm`, :mod:`asr.cli.serve`, :mod:`asr.cli.units`. Each imports the library modules it uses when it runs, so a command pays
 only for its own imports.
 
 Every error a user can cause (a bad path, a bad file, an unknown option) ends in one
@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from asr import __version__
-from asr.cli import corpus, decode, lm, model, serve
+from asr.cli import corpus, decode, lm, model, serve, units
 from asr.cli.args import EXIT_PARTIAL_FAILURE, EXIT_USER_ERROR, fail
 from asr.errors import UserError
 
@@ -25,7 +25,7 @@ __all__ = ["EXIT_PARTIAL_FAILURE", "EXIT_USER_ERROR", "build_parser", "main"]
 PARSER_BUILDERS = (
     corpus.add_synth, corpus.add_prepare, model.add_train, decode.add_evaluate, decode.add_transcribe,
     serve.add_serve, serve.add_listen, model.add_export, lm.add_lm, lm.add_tune_lm, corpus.add_download,
-    corpus.add_validate, model.add_average,
+    corpus.add_validate, model.add_average, units.add_units,
 )
 
 

@@ -70,7 +70,8 @@ def add_model_args(parser: argparse.ArgumentParser, onnx: bool, compute_type: bo
 def add_decoder_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("decoding")
     group.add_argument("--decoder", choices=("greedy", "beam"),
-                       help="default: beam when --lm or --beam-width is given, else greedy")
+                       help="default: beam when --lm or --beam-width is given or the model emits phones (a search "
+                            "of its lexicon), else greedy; greedy decoding of a phone model prints phones")
     group.add_argument("--beam-width", type=whole(1, MAX_BEAM), metavar="N",
                        help="beam search width (default: the tuned one for this LM, else 16)")
     group.add_argument("--lm", metavar="LM", help="word n-gram LM (ARPA or KenLM binary) fused into beam search")
@@ -86,7 +87,8 @@ def decoder(args: argparse.Namespace, vocab):
     from asr.decode import build_decoder
     from asr.tuned import decoding_config
 
-    config, note = decoding_config(args.model, args.decoder, args.beam_width, args.lm, args.alpha, args.beta)
+    config, note = decoding_config(args.model, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
+                                   spells_words=vocab.spells_words)
     built = build_decoder(vocab, config)
     if note:
         print(f"asr: {note}", file=sys.stderr)

@@ -205,6 +205,23 @@ def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> tuple[dict[str, s
     return texts, bad
 
 
+def _phone_transcripts(chapter_dir: Path) -> dict[str, str]:
+    """id -> the phones spoken, from the chapter's ``*.phones.txt`` (the synthetic corpus
+    writes them beside its transcripts; LibriSpeech has none). An unreadable file or line
+    only leaves those rows without phones."""
+    phones: dict[str, str] = {}
+    for path in sorted(chapter_dir.glob("*.phones.txt")):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            utt_id, _, units = line.strip().partition(" ")
+            if units:
+                phones[utt_id] = " ".join(units.split())
+    return phones
+
+
 def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
     for suffix in AUDIO_SUFFIXES:
         candidate = chapter_dir / f"{utt_id}{suffix}"
@@ -235,13 +252,14 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
     skipped: list[Skipped] = []
-    pending: list[tuple[str, Path, str, str]] = []  # id, audio path, text, speaker
+    pending: list[tuple[str, Path, str, str, str]] = []  # id, audio path, text, speaker, phones
     transcripts, unreadable = walk_files(root, lambda name: name.endswith(".trans.txt"))
     for folder, reason in unreadable:
         skipped.append(Skipped(str(folder), f"cannot read folder ({reason}); whatever it holds is left out"))
     chapter_dirs = sorted({trans.parent for trans in transcripts})
     for chapter_dir in chapter_dirs:
         texts, bad_lines = _transcripts(chapter_dir, skipped)
+        phones = _phone_transcripts(chapter_dir)
         for utt_id, raw_text in sorted(texts.items()):
             audio = _find_audio(chapter_dir, utt_id)
             if audio is None:
@@ -251,7 +269,7 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
             if not text:
                 skipped.append(Skipped(str(audio), "transcript is empty after normalisation"))
                 continue
-            pending.append((utt_id, audio, text, utt_id.split("-")[0]))
+            pending.append((utt_id, audio, text, utt_id.split("-")[0], phones.get(utt_id, "")))
         listed = set(texts) | bad_lines
         for audio in sorted(p for s in AUDIO_SUFFIXES for p in chapter_dir.glob(f"*{s}")):
             if audio.stem not in listed:
@@ -260,11 +278,11 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         checked = list(pool.map(lambda item: _check_audio(item[1]), pending))
     utterances = []
-    for (utt_id, audio, text, speaker), (duration, error) in zip(pending, checked):
+    for (utt_id, audio, text, speaker, spoken), (duration, error) in zip(pending, checked):
         if error is not None:
             skipped.append(Skipped(str(audio), error))
         else:
-            utterances.append(Utterance(utt_id, str(audio.resolve()), round(duration, 4), text, speaker))
+            utterances.append(Utterance(utt_id, str(audio.resolve()), round(duration, 4), text, speaker, phones=spoken))
     if not chapter_dirs:
         skipped.append(Skipped(str(root), "no SPEAKER-CHAPTER.trans.txt files found (is this a LibriSpeech-layout folder?)"))
     return sorted(utterances, key=lambda u: u.id), skipped

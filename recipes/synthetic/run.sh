@@ -9,20 +9,26 @@
 #        dev/ test/      everyday English from the fortune files, a source training never reads,
 #                        spoken by voices training never hears
 #        test-indomain/  held-out sentences of training's own sources
-#   2  prepare JSON-lines manifests
-#   3  train the BiLSTM-CTC model (exp/synthetic/best.pt)
-#   4  evaluate greedy decoding on test and test-indomain
-#   5  transcribe one test file
-#   6  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every test
+#      and beside each transcript the phones espeak-ng spoke (SPK-CHAP.phones.txt)
+#   2  prepare JSON-lines manifests (with each utterance's phones)
+#   3  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every test
 #      sentence; IRSTLM, singletons pruned; needs asr[lm]): $DATA/lm/general.arpa
-#   7  tune the LM weight and word bonus on dev at beam width $TUNE_BEAM (default 64; stored
+#   4  the units the config's [text] section names (asr/units.py): for phones, a lexicon of the
+#      LM's words as espeak-ng says them in the corpus's accents, alone and in running speech
+#      ($DATA/lexicon.txt); for word pieces, a sentencepiece model of the training text
+#      ($DATA/bpe-SIZE.model); nothing for characters
+#   5  train the BiLSTM-CTC model (exp/synthetic/best.pt)
+#   6  evaluate the model alone on test and test-indomain: greedy decoding, or for a phone
+#      model the lexicon search its checkpoint carries, without an LM
+#   7  transcribe one test file
+#   8  tune the LM weight and word bonus on dev at beam width $TUNE_BEAM (default 64; stored
 #      next to the model)
-#   8  evaluate beam search + LM on test and test-indomain at beam width $BEAM (default 128):
+#   9  evaluate beam search + LM on test and test-indomain at beam width $BEAM (default 128):
 #      weights tuned at 64 hold from 128 to 512, while weights tuned at 16 lose accuracy past
 #      128 (docs/benchmarks.md, "Beam width with a large LM")
 # Outputs: data under $DATA, model and results under $EXP (both deletable and rebuilt).
-# Markers: the corpus, its manifests and the LM under $DATA/.done/ (corpus, manifest-SPLIT,
-# lm-general), shared by every script using that $DATA; the model's under $EXP/.done/ (train,
+# Markers: the corpus, its manifests, the LM and the units under $DATA/.done/ (corpus,
+# manifest-SPLIT, lm-general, units-KIND), shared by every script using that $DATA; the model's under $EXP/.done/ (train,
 # transcribe, tune-lm); each evaluation's in its folder ($EXP/decode-test-greedy/.done). Each
 # holds the options it was made with: SYNTH_ARGS for data; also CONFIG for the model's.
 set -euo pipefail
@@ -38,6 +44,19 @@ PYTHON=${PYTHON:-python3}
 asr() { "$PYTHON" -m asr "$@"; }
 source recipes/stages.sh
 parse_options "$@"
+# The config's [text] units, and the file each kind of units is made into.
+read -r UNITS BPE_SIZE < <("$PYTHON" - "$CONFIG" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    text = tomllib.load(f).get("text", {})
+print(text.get("units", "chars"), text.get("bpe_size", 256))
+PY
+)
+case $UNITS in
+  phones) UNITS_FILE=$DATA/lexicon.txt; UNITS_SET=(--set "text.lexicon=\"$UNITS_FILE\"") ;;
+  bpe) UNITS_FILE=$DATA/bpe-$BPE_SIZE.model; UNITS_SET=(--set "text.bpe_model=\"$UNITS_FILE\"") ;;
+  *) UNITS_FILE=""; UNITS_SET=() ;;
+esac
 corpus_opts=$(options "synth_args=$SYNTH_ARGS")
 model_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS")
 tune_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS" "tune_beam=$TUNE_BEAM")
@@ -48,7 +67,7 @@ train_model() {
   local resume=()
   # A run cut short left last.pt behind: continue it rather than start over.
   [ -f "$EXP/last.pt" ] && resume=(--resume)
-  asr train --config "$CONFIG" --exp-dir "$EXP" "${resume[@]}" \
+  asr train --config "$CONFIG" --exp-dir "$EXP" "${resume[@]}" "${UNITS_SET[@]}" \
     --set "data.train_manifests=[\"$DATA/manifests/train.jsonl\"]" --set "data.dev_manifest=\"$DATA/manifests/dev.jsonl\""
 }
 evaluate_greedy() {  # evaluate_greedy SPLIT
@@ -64,6 +83,13 @@ transcribe_one() {
   file=${files[0]}
   asr transcribe --model "$EXP/best.pt" "$file"
   echo "reference: $(grep "$(basename "$file" .flac)" "$(dirname "$file")"/*.trans.txt)"
+}
+
+make_units() {
+  case $UNITS in
+    phones) asr units lexicon --words "$DATA/lm/general.txt" --manifest "$DATA/manifests/train.jsonl" --out "$UNITS_FILE" ;;
+    bpe) asr units bpe --manifest "$DATA/manifests/train.jsonl" --size "$BPE_SIZE" --out "$UNITS_FILE" ;;
+  esac
 }
 
 LM=$DATA/lm/general.arpa
@@ -86,15 +112,18 @@ for split in train dev "${TESTS[@]}"; do
   run_stage 2 "prepare the $split manifest" "$DATA/.done/manifest-$split" "$corpus_opts" \
     asr prepare "$DATA/corpus/$split" --out "$DATA/manifests/$split.jsonl"
 done
-run_stage_once 3 "train" "$EXP/.done/train" "$model_opts" train_model
+run_stage 3 "build the general-English 3-gram LM" "$DATA/.done/lm-general" "$corpus_opts" build_lm
+if [ -n "$UNITS_FILE" ]; then
+  run_stage 4 "make the $UNITS units" "$DATA/.done/units-$UNITS-$BPE_SIZE" "$corpus_opts" make_units
+fi
+run_stage_once 5 "train" "$EXP/.done/train" "$model_opts" train_model
 for split in "${TESTS[@]}"; do
-  run_stage 4 "evaluate (greedy) on $split" "$EXP/decode-$split-greedy/.done" "$model_opts" evaluate_greedy "$split"
+  run_stage 6 "evaluate (greedy) on $split" "$EXP/decode-$split-greedy/.done" "$model_opts" evaluate_greedy "$split"
 done
-run_stage 5 "transcribe a test file" "$EXP/.done/transcribe" "$model_opts" transcribe_one
-run_stage 6 "build the general-English 3-gram LM" "$DATA/.done/lm-general" "$corpus_opts" build_lm
-run_stage 7 "tune LM weight and word bonus on dev" "$EXP/.done/tune-lm" "$tune_opts" tune_lm
+run_stage 7 "transcribe a test file" "$EXP/.done/transcribe" "$model_opts" transcribe_one
+run_stage 8 "tune LM weight and word bonus on dev" "$EXP/.done/tune-lm" "$tune_opts" tune_lm
 for split in "${TESTS[@]}"; do
-  run_stage 8 "evaluate beam search + LM on $split" "$EXP/decode-$split-beam-lm/.done" "$beam_opts" \
+  run_stage 9 "evaluate beam search + LM on $split" "$EXP/decode-$split-beam-lm/.done" "$beam_opts" \
     evaluate_lm "$split"
 done
-[ "$stop_stage" -lt 3 ] || echo "model: $EXP/best.pt"
+[ "$stop_stage" -lt 5 ] || echo "model: $EXP/best.pt"

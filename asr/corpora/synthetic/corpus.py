@@ -50,7 +50,8 @@ from asr.corpora.synthetic.espeak import (
 )
 from asr.corpora.synthetic.sentences import generate_sentences
 from asr.errors import UserError
-from asr.io import atomic_path
+from asr.corpora.synthetic.phonemes import phonemize_by_voice
+from asr.io import atomic_path, atomic_write
 from asr.progress import progress as progress_bar
 from asr.progress import write as write_progress
 
@@ -332,6 +333,23 @@ def _write_transcripts(out_dir: Path, plan: list[_Utterance]) -> None:
         (directory / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(sorted(lines)) + "\n")
 
 
+def _write_phones(out_dir: Path, plan: list[_Utterance], espeak: str, jobs: int) -> None:
+    """``SPK-CHAP.phones.txt`` beside each chapter's transcript that lacks one: the phones
+    each utterance was spoken with (asr/corpora/synthetic/phonemes.py), which ``asr prepare``
+    puts in the manifest for phone models."""
+    missing = [u for u in plan if (out_dir / u.path).exists()
+               and not (out_dir / u.path.parent / f"{u.speaker.id}-{u.path.parent.name}.phones.txt").exists()]
+    if not missing:
+        return
+    phones = phonemize_by_voice(((u.text, u.speaker.voice) for u in missing), espeak, jobs)
+    chapters: dict[Path, list[str]] = {}
+    for u, spoken in zip(missing, phones):
+        chapters.setdefault(out_dir / u.path.parent, []).append(f"{u.id} {spoken}")
+    for directory, lines in chapters.items():
+        with atomic_write(directory / f"{directory.parent.name}-{directory.name}.phones.txt") as f:
+            f.write("\n".join(sorted(lines)) + "\n")
+
+
 def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True) -> SynthReport:
     """Render the corpus ``config`` describes into ``out_dir``; resume or skip if partly or fully there.
 
@@ -350,6 +368,9 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
                 f"{out_dir} holds a corpus made with other settings: delete it or choose another output directory"
             )
         if state.get("complete") and all((out_dir / u.path).exists() for u in plan):
+            espeak = shutil.which(ESPEAK)
+            if espeak is not None:  # a corpus made before phones were written gets them now
+                _write_phones(out_dir, plan, espeak, config.jobs)
             return SynthReport(out_dir, state["utterances"], state["audio_seconds"], (),
                                time.perf_counter() - start, already_done=True)
 
@@ -385,6 +406,7 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
                 durations[utterance_id] = result
 
     _write_transcripts(out_dir, plan)
+    _write_phones(out_dir, plan, espeak, config.jobs)
     counts = {split: sum(u.split == split and u.id in durations for u in plan) for split in SPLITS}
     audio_seconds = round(sum(durations.values()), 3)
     state = {**fingerprint, "complete": not failures, "utterances": counts, "audio_seconds": audio_seconds,
