@@ -85,6 +85,8 @@ class Festival:
                           f"{round(f0_mean * F0_STD_RATIO)}) (model_f0_mean 170) (model_f0_std 34)))")
         scheme.append(f'(utt.save.wave (SynthText "{quoted}") "{path}" \'riff)')
         messages = self.command(" ".join(scheme))
+        if "ERROR" in messages:  # festival goes on after an error: an unknown voice leaves the last one speaking
+            raise ValueError(f"{FESTIVAL} failed: {messages}")
         if not path.exists():
             raise ValueError(f"{FESTIVAL} wrote no audio: {messages or 'no message'}")
         audio, rate = sf.read(path, dtype="float32")
