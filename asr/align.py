@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from asr.decode import Hypothesis
-from asr.text import Vocabulary
+from asr.text import WORD_SEP, WORD_START, Vocabulary
 
 WORD_PAUSE_SECONDS = 0.5  # time between two letters that ends a word: longer than any pause inside one
 SILENCE_SPLIT_SECONDS = 0.25  # silence between two letters that ends a word: longer than a stop's closure
@@ -107,19 +107,23 @@ def align_words(
     """
     best = log_probs.argmax(dim=-1)  # (T,)
     n_frames = log_probs.shape[0]
-    space = vocab.tokens.index(" ") if " " in vocab.tokens else -1
+    separator = next((vocab.tokens.index(t) for t in (" ", WORD_SEP) if t in vocab.tokens), -1)
     pause, silence = round(WORD_PAUSE_SECONDS / frame_seconds), round(SILENCE_SPLIT_SECONDS / frame_seconds)
     near = round(HEARD_SECONDS / frame_seconds)
+    starts, names = _word_starts(hyp, vocab)
 
     def heard(frame: int) -> bool:
         return loud is None or bool(loud[max(0, frame - near) : frame + near + 1].any())
 
-    groups: list[list[tuple[str, int, int, float]]] = [[]]  # letters: (char, first frame, last frame, posterior)
+    groups: list[list[tuple[str, int, int, float]]] = [[]]  # units: (unit, first frame, last frame, posterior)
     for i, (token, frame) in enumerate(zip(hyp.tokens, hyp.frames)):
-        if token == space:
-            groups.append([])
+        if token == separator and vocab.units != "bpe":
+            if names is None:
+                groups.append([])
             continue
-        if groups[-1]:
+        if i in starts:
+            groups.append([])
+        elif groups[-1] and names is None:  # the decoder did not say where words are: pauses may
             previous_end = groups[-1][-1][2]
             quiet = loud is not None and _longest_silence(loud[previous_end + 1 : frame]) >= silence
             if (frame - previous_end - 1 >= pause or quiet) and heard(groups[-1][-1][1]) and heard(frame):
@@ -148,8 +152,26 @@ def align_words(
                 end += 1
             spans[i] = (start, end)
             previous_end = end
+    texts = names if names is not None else [vocab.decode([vocab.tokens.index(u) for u, _, _, _ in g]).strip()
+                                             for g in groups]
     return [
-        Word("".join(c for c, _, _, _ in g), offset + start * frame_seconds, offset + end * frame_seconds,
-             min(p for _, _, _, p in g))
-        for g, (start, end) in zip(groups, spans)
+        Word(text, offset + start * frame_seconds, offset + end * frame_seconds, min(p for _, _, _, p in g))
+        for text, g, (start, end) in zip(texts, groups, spans)
     ]
+
+
+def _word_starts(hyp: Hypothesis, vocab: Vocabulary) -> tuple[set[int], list[str] | None]:
+    """Indices of ``hyp.tokens`` that begin a word, and the words, where the units alone do
+    not spell them: a lexicon search names its words and the frame each begins at
+    (``extras["words"]``); a word piece that starts with ``▁`` begins a word. Characters:
+    no starts (spaces and pauses divide them) and no names (their letters spell them)."""
+    if "words" in hyp.extras:
+        starts, token = set(), 0
+        for _, first, _ in hyp.extras["words"]:
+            while token < len(hyp.frames) and hyp.frames[token] < first:
+                token += 1
+            starts.add(token)
+        return starts, [word for word, _, _ in hyp.extras["words"]]
+    if vocab.units == "bpe":
+        return {i for i, t in enumerate(hyp.tokens) if vocab.tokens[t].startswith(WORD_START)}, None
+    return set(), None

@@ -100,8 +100,9 @@ def clean_utterances(out_dir: Path, count: int = 260, speakers: int = 4, seed: i
     """``count`` noise-free synthetic utterances by ``speakers`` voices, made under ``out_dir``
     (a rerun finds them made), as (audio path, text) in utterance-id order."""
     config = SynthConfig(text="generator", train_utterances=0, dev_utterances=0, test_utterances=count,
-                         test_indomain_utterances=0, train_speakers=0, dev_speakers=0, test_speakers=speakers,
-                         test_indomain_speakers=0, held_out_variants=(0, 0), noise=0.0, seed=seed, jobs=jobs)
+                         test_indomain_utterances=0, test_engine_utterances=0, train_speakers=0, dev_speakers=0,
+                         test_speakers=speakers, test_indomain_speakers=0, test_engine_speakers=0,
+                         held_out_variants=(0, 0), noise=0.0, seed=seed, jobs=jobs)
     synthesize_corpus(out_dir, config, progress=False)
     utterances = []
     for trans in sorted((out_dir / "test").glob("*/*/*.trans.txt")):

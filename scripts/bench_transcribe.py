@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Benchmark `asr transcribe` (greedy, CPU) against Debian's pocketsphinx on the same audio.
+"""Benchmark `asr transcribe` (CPU, the model's own decoding without an LM: greedy for
+characters and word pieces, a lexicon search for phones) against Debian's pocketsphinx on the
+same audio.
 
     python scripts/bench_transcribe.py --model exp/synthetic/best.pt [--out bench.json]
 
@@ -100,7 +102,7 @@ def read_librivox(folder: Path) -> list[Utterance]:
 def run_asr(model: Path, utterances: list[Utterance], compute_type: str = "float32") -> tuple[float, dict[str, str]]:
     """Wall seconds of one ``asr transcribe`` process over all files, and hypotheses by id."""
     command = [sys.executable, "-m", "asr", "transcribe", "--model", str(model), "--device", "cpu",
-               "--compute-type", compute_type, "--decoder", "greedy", *[str(u.path) for u in utterances]]
+               "--compute-type", compute_type, *[str(u.path) for u in utterances]]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -210,7 +212,7 @@ def main() -> int:
 
         results = []
         compute_types = args.compute_types.split(",")
-        runners = [(f"asr (greedy, CPU, {c})", lambda c=c: run_asr(args.model, everything, c), max(1, args.repeats))
+        runners = [(f"asr (no LM, CPU, {c})", lambda c=c: run_asr(args.model, everything, c), max(1, args.repeats))
                    for c in compute_types]
         runners.append(("pocketsphinx 5prealpha (en-us LM)", lambda: run_pocketsphinx(everything, wav_dir), 1))
         for name, runner, repeats in runners:
@@ -240,7 +242,7 @@ def main() -> int:
             seconds = sf.info(long).duration
             for c in compute_types:
                 command = [sys.executable, "-m", "asr", "transcribe", "--model", str(args.model), "--device", "cpu",
-                           "--compute-type", c, "--decoder", "greedy", str(long)]
+                           "--compute-type", c, str(long)]
                 wall, peak_mb, code = peak_rss_of(command)
                 long_result[c] = {"audio_seconds": round(seconds, 1), "wall_seconds": round(wall, 1),
                                   "rtf": round(wall / seconds, 4), "peak_rss_mb": round(peak_mb), "exit_code": code}

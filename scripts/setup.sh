@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what asr needs on a fresh Debian/Ubuntu machine, into the active virtualenv (or the
 # Python that $PYTHON names).
-#   system: espeak-ng (synthetic corpus), wordnet-base + fortunes (its text), sox + flac
+#   system: espeak-ng, festival (with festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts
+#           voices) and flite (synthetic corpus), wordnet-base + fortunes (its text), sox + flac
 #           (audio tools), wamerican (word list), libsndfile1 (audio I/O), irstlm (n-gram LMs)
 #           and whatever $ASR_APT_EXTRA names (the tests add chromium and chromium-driver)
 #   python: torch (2.13.0 CPU wheel first when the index has it), then asr with the extras
@@ -36,7 +37,8 @@ then
   exit 1
 fi
 
-packages=(espeak-ng wordnet-base fortunes sox flac wamerican libsndfile1 irstlm ${ASR_APT_EXTRA:-})
+packages=(espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite wordnet-base fortunes sox flac
+          wamerican libsndfile1 irstlm ${ASR_APT_EXTRA:-})
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

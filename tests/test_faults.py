@@ -66,8 +66,9 @@ def corpus(tmp_path_factory) -> dict:
         pytest.skip("espeak-ng not installed")
     root = tmp_path_factory.mktemp("faults")
     config = SynthConfig(text="generator", train_utterances=3, dev_utterances=0, test_utterances=0,
-                         test_indomain_utterances=0, train_speakers=1, dev_speakers=0, test_speakers=0,
-                         test_indomain_speakers=0, noise=0.0, max_words=5, seed=5, jobs=1)
+                         test_indomain_utterances=0, test_engine_utterances=0, train_speakers=1, dev_speakers=0,
+                         test_speakers=0, test_indomain_speakers=0, test_engine_speakers=0, noise=0.0,
+                         warp_share=0.0, tempo_share=0.0, room_share=0.0, max_words=5, seed=5, jobs=1)
     synthesize_corpus(root / "synth", config, progress=False)
     (trans,) = (root / "synth" / "train").glob("*/*/*.trans.txt")
     chapter = trans.parent

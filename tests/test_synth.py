@@ -20,8 +20,9 @@ from asr.corpora.synthetic.sentences import generate_sentences, vocabulary
 from asr.text import normalize_text
 
 TINY = SynthConfig(text="generator", train_utterances=6, dev_utterances=2, test_utterances=2,
-                   test_indomain_utterances=2, train_speakers=2, dev_speakers=1, test_speakers=1,
-                   test_indomain_speakers=1, seed=3, jobs=2)
+                   test_indomain_utterances=2, test_engine_utterances=0, train_speakers=2, dev_speakers=1,
+                   test_speakers=1, test_indomain_speakers=1, test_engine_speakers=0, seed=3, jobs=2)
+COUNTS = {"train": 6, "dev": 2, "test": 2, "test-indomain": 2, "test-engine": 0}
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 
@@ -84,6 +85,10 @@ def test_config_rejects_impossible_settings() -> None:
         SynthConfig(noise=1.5)
     with pytest.raises(ValueError):
         SynthConfig(pitch=(50, 120))
+    with pytest.raises(ValueError, match="test-engine speaks test's sentences"):
+        SynthConfig(test_utterances=10)
+    with pytest.raises(ValueError):
+        SynthConfig(warp=(1.1, 0.9))
 
 
 def test_missing_espeak_gives_one_line_install_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +127,7 @@ def test_tiny_corpus_has_librispeech_layout_and_16khz_flac(
     tiny_corpus: tuple[Path, synth.SynthReport],
 ) -> None:
     root, report = tiny_corpus
-    assert report.utterances == {"train": 6, "dev": 2, "test": 2, "test-indomain": 2}
+    assert report.utterances == COUNTS
     assert report.failures == () and not report.already_done
     corpus = _read_corpus(root)
     seconds = 0.0
@@ -150,13 +155,15 @@ def test_speakers_and_sentences_do_not_cross_splits(tiny_corpus: tuple[Path, syn
     rows = [[f.strip() for f in line.split("|")] for line in (root / "SPEAKERS.TXT").read_text().splitlines()
             if not line.startswith(";")]
     assert len(rows) == 5
-    by_split = {split: {(voice, variant) for _, _, subset, voice, variant, _, _ in rows if subset == split}
+    by_split = {split: {(voice, variant) for _, _, subset, voice, variant, *_ in rows if subset == split}
                 for split in corpus}
     pairs = [pair for split in corpus for pair in by_split[split]]
     assert len(pairs) == len(set(pairs)) == 5  # no voice and variant pair in two splits
     # and no variant that speaks outside training speaks in it, in any accent
     train_variants = {variant for _, variant in by_split["train"]}
     assert not train_variants & {variant for split in synth.SPLITS[1:] for _, variant in by_split[split]}
+    # perturbations reach training speakers alone
+    assert all(r[7:] == ["1.000", "1.000", "0.00", "0.0"] for r in rows if r[2] != "train")
     ids = {split: {u.split("-")[0] for u in corpus[split]} for split in corpus}
     assert sum(map(len, ids.values())) == len(set().union(*ids.values()))
     assert ids == {split: {r[0] for r in rows if r[2] == split} for split in corpus}
@@ -169,7 +176,7 @@ def test_rerun_is_a_no_op_and_other_settings_are_refused(tiny_corpus: tuple[Path
     root, _ = tiny_corpus
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
     report = synthesize_corpus(root, replace(TINY, jobs=1), progress=False)
-    assert report.already_done and report.utterances == {"train": 6, "dev": 2, "test": 2, "test-indomain": 2}
+    assert report.already_done and report.utterances == COUNTS
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
     with pytest.raises(CorpusMismatchError):
         synthesize_corpus(root, replace(TINY, seed=4), progress=False)
@@ -197,11 +204,11 @@ def test_a_failed_utterance_is_reported_and_retried(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(synth, "_espeak_wav", fail_once)
     report = synthesize_corpus(tmp_path, config, progress=False)
-    assert report.utterances == {"train": 6, "dev": 0, "test": 2, "test-indomain": 2} and len(report.failures) == 2
+    assert report.utterances == {**COUNTS, "dev": 0} and len(report.failures) == 2
     assert _read_corpus(tmp_path)["dev"] == {}
 
     monkeypatch.setattr(synth, "_espeak_wav", real)
     report = synthesize_corpus(tmp_path, config, progress=False)
     assert not report.already_done and report.failures == ()
-    assert report.utterances == {"train": 6, "dev": 2, "test": 2, "test-indomain": 2}
+    assert report.utterances == COUNTS
     assert synthesize_corpus(tmp_path, config, progress=False).already_done

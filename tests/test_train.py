@@ -30,8 +30,10 @@ def tiny_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     config = SynthConfig(
         text="generator", train_utterances=6, dev_utterances=0, test_utterances=0, test_indomain_utterances=0,
-        train_speakers=2, dev_speakers=0, test_speakers=0, test_indomain_speakers=0, held_out_variants=(0, 0),
-        noise=0.0, max_words=4, seed=3, jobs=1,
+        test_engine_utterances=0, train_speakers=2, dev_speakers=0, test_speakers=0, test_indomain_speakers=0,
+        test_engine_speakers=0, held_out_variants=(0, 0), noise=0.0, max_words=4, seed=3, jobs=1,
+        # espeak-ng alone, unperturbed: the corpus this test was tuned on
+        festival_share=0.0, warp_share=0.0, tempo_share=0.0, room_share=0.0,
         # No added lead-in or tail: with them this model stopped one blank short of WER 0
         # ("CAL" for "CALL") after 40 epochs; the test is about learning, not about silence.
         edge_silence=(0.0, 0.0),

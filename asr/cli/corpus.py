@@ -10,8 +10,8 @@ from asr.cli.args import EXIT_PARTIAL_FAILURE, MAX_JOBS, fail, finite, whole
 
 
 def add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="make the synthetic espeak-ng corpus in LibriSpeech layout")
-    p.add_argument("--out", required=True, help="output folder (gets train/, dev/, test/, test-indomain/)")
+    p = sub.add_parser("synth", help="make the synthetic corpus (espeak-ng, festival, flite) in LibriSpeech layout")
+    p.add_argument("--out", required=True, help="output folder (gets train/, dev/, test/, test-indomain/, test-engine/)")
     p.add_argument("--text", choices=("english", "generator"),
                    help="english (default): WordNet training text, everyday-English dev and test from the "
                    "fortune files; generator: every split from the sentence generator")
@@ -19,6 +19,16 @@ def add_synth(sub) -> None:
     p.add_argument("--dev", type=whole(0), help="dev utterances (general English)")
     p.add_argument("--test", type=whole(0), help="test utterances (general English)")
     p.add_argument("--test-indomain", type=whole(0), help="in-domain test utterances (training's sources)")
+    p.add_argument("--test-engine", type=whole(0), help="test sentences spoken again by flite, a synthesizer "
+                   "training never hears (default: as many as --test, at most 300; 0: none)")
+    p.add_argument("--festival-share", type=finite, metavar="SHARE",
+                   help="share of the training speakers that are festival voices (default 0.2; 0: espeak-ng alone)")
+    p.add_argument("--warp-share", type=finite, metavar="SHARE",
+                   help="share of training speakers whose vocal tract and pitch are scaled by 0.9-1.1 (default 0.3)")
+    p.add_argument("--tempo-share", type=finite, metavar="SHARE",
+                   help="share of training speakers sped up or slowed down by 0.85-1.15 (default 0.2)")
+    p.add_argument("--room-share", type=finite, metavar="SHARE",
+                   help="share of training speakers heard in a synthetic room, RT60 0.2-0.6 s (default 0.2)")
     p.add_argument("--seed", type=int)
     p.add_argument("--noise", type=finite, metavar="PROB", help="share of utterances given background noise (default 0.2)")
     p.add_argument("--jobs", type=whole(1, MAX_JOBS), help="worker processes (default: all cores)")
@@ -34,8 +44,16 @@ def run_synth(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in {
         "text": args.text, "train_utterances": args.train, "dev_utterances": args.dev, "test_utterances": args.test,
-        "test_indomain_utterances": args.test_indomain, "seed": args.seed, "noise": args.noise, "jobs": args.jobs,
+        "test_indomain_utterances": args.test_indomain, "test_engine_utterances": args.test_engine,
+        "festival_share": args.festival_share, "warp_share": args.warp_share, "tempo_share": args.tempo_share,
+        "room_share": args.room_share, "seed": args.seed, "noise": args.noise, "jobs": args.jobs,
     }.items() if v is not None}
+    test_engine = args.test_engine
+    if test_engine is None and args.test is not None:
+        test_engine = min(SynthConfig.test_engine_utterances, args.test)
+    if test_engine is not None:  # as many speakers as the default, or one per utterance when fewer
+        overrides["test_engine_utterances"] = test_engine
+        overrides["test_engine_speakers"] = min(SynthConfig.test_engine_speakers, test_engine)
     try:
         config = dataclasses.replace(SynthConfig(), **overrides)
     except ValueError as err:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Synthetic-speech recipe: the corpus every machine can make (espeak-ng), end to end.
+# Synthetic-speech recipe: the corpus every machine can make (espeak-ng, festival, flite), end to end.
 #
 #   bash recipes/synthetic/run.sh [--stage N] [--stop-stage M]
 #
@@ -9,21 +9,24 @@
 #        dev/ test/      everyday English from the fortune files, a source training never reads,
 #                        spoken by voices training never hears
 #        test-indomain/  held-out sentences of training's own sources
-#      and beside each transcript the phones espeak-ng spoke (SPK-CHAP.phones.txt)
+#        test-engine/    test's sentences spoken by flite, a synthesizer training never hears
+#                        (training hears espeak-ng and festival; SYNTH_ARGS must keep test-engine)
+#      and beside each transcript the phones each utterance says (SPK-CHAP.phones.txt: espeak-ng's
+#      as its accent speaks them; US English's for the other engines' voices)
 #   2  prepare JSON-lines manifests (with each utterance's phones)
-#   3  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every test
-#      sentence; IRSTLM, singletons pruned; needs asr[lm]): $DATA/lm/general.arpa
+#   3  build the general-English 3-gram LM (WordNet's ~180,000 sentences less every sentence of
+#      the test sets; IRSTLM, singletons pruned; needs asr[lm]): $DATA/lm/general.arpa
 #   4  the units the config's [text] section names (asr/units.py): for phones, a lexicon of the
 #      LM's words as espeak-ng says them in the corpus's accents, alone and in running speech
 #      ($DATA/lexicon.txt); for word pieces, a sentencepiece model of the training text
 #      ($DATA/bpe-SIZE.model); nothing for characters
 #   5  train the BiLSTM-CTC model (exp/synthetic/best.pt)
-#   6  evaluate the model alone on test and test-indomain: greedy decoding, or for a phone
-#      model the lexicon search its checkpoint carries, without an LM
+#   6  evaluate the model alone on test, test-indomain and test-engine: greedy decoding, or for
+#      a phone model the lexicon search its checkpoint carries, without an LM
 #   7  transcribe one test file
 #   8  tune the LM weight and word bonus on dev at beam width $TUNE_BEAM (default 64; stored
 #      next to the model)
-#   9  evaluate beam search + LM on test and test-indomain at beam width $BEAM (default 128):
+#   9  evaluate beam search + LM on the test sets at beam width $BEAM (default 128):
 #      weights tuned at 64 hold from 128 to 512, while weights tuned at 16 lose accuracy past
 #      128 (docs/benchmarks.md, "Beam width with a large LM")
 # Outputs: data under $DATA, model and results under $EXP (both deletable and rebuilt).
@@ -62,7 +65,7 @@ model_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS")
 tune_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS" "tune_beam=$TUNE_BEAM")
 beam_opts=$(options "config=$CONFIG" "synth_args=$SYNTH_ARGS" "tune_beam=$TUNE_BEAM" "beam=$BEAM")
 
-TESTS=(test test-indomain)
+TESTS=(test test-indomain test-engine)
 train_model() {
   local resume=()
   # A run cut short left last.pt behind: continue it rather than start over.
@@ -94,7 +97,10 @@ make_units() {
 
 LM=$DATA/lm/general.arpa
 build_lm() {
-  asr lm text --out "$DATA/lm/general.txt" --exclude "$DATA/manifests/test.jsonl" "$DATA/manifests/test-indomain.jsonl"
+  local split excluded=()
+  # every test set, test-engine too: its sentences are test's, but the LM should not rely on that
+  for split in "${TESTS[@]}"; do excluded+=("$DATA/manifests/$split.jsonl"); done
+  asr lm text --out "$DATA/lm/general.txt" --exclude "${excluded[@]}"
   asr lm build --text "$DATA/lm/general.txt" --order 3 --prune-singletons --out "$LM"
 }
 tune_lm() {

@@ -1,15 +1,16 @@
-"""The embedded synthetic corpus: English sentences spoken by espeak-ng.
+"""The embedded synthetic corpus: English sentences spoken by espeak-ng, festival and flite.
 
-``synthesize_corpus`` writes train/dev/test/test-indomain in LibriSpeech layout::
+``synthesize_corpus`` writes train/dev/test/test-indomain/test-engine in LibriSpeech layout::
 
     OUT/train/SPK/CHAP/SPK-CHAP-UUUU.flac      16 kHz mono 16-bit FLAC
     OUT/train/SPK/CHAP/SPK-CHAP.trans.txt      "SPK-CHAP-UUUU TEXT" lines, sorted
     OUT/SPEAKERS.TXT                           who each speaker is
     OUT/synth.json                             settings and counts; marks the corpus done
 
-A speaker is one espeak-ng English voice with one variant, rate and pitch. No voice and
-variant pair is shared between splits, the variants that speak dev and test never speak in
-training, and no sentence occurs twice in the corpus.
+Who speaks which split is :mod:`~asr.corpora.synthetic.speakers`'s business: espeak-ng and
+festival in training, espeak-ng's held-out variants in dev, test and test-indomain, flite
+(which training never hears) in test-engine. No speaker speaks in two splits, and no sentence
+occurs twice in the corpus except in test-engine, which speaks test's sentences again.
 
 With ``text = "english"`` (the default; see :mod:`asr.corpora.synthetic.english`) training
 reads WordNet's sentences and some generated ones; **dev and test** are everyday English from
@@ -22,10 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import math
-import os
 import shutil
 import subprocess
 import time
@@ -38,124 +37,43 @@ import soundfile as sf
 import soxr
 
 from asr.audio import SAMPLE_RATE
+from asr.corpora.synthetic import espeak, festival, flite
+from asr.corpora.synthetic.config import SPLITS, TEXTS, SynthConfig
 from asr.corpora.synthetic.english import english_splits
-from asr.corpora.synthetic.espeak import (
-    ESPEAK,
-    FEMALE_VARIANTS,
-    MALE_VARIANTS,
-    VOICES,
-    EspeakNotFoundError,
-    check_voices,
-    speak,
-)
+from asr.corpora.synthetic.espeak import EspeakNotFoundError
+from asr.corpora.synthetic.festival import FestivalNotFoundError
+from asr.corpora.synthetic.flite import FliteNotFoundError
+from asr.corpora.synthetic.perturb import reshape_voice, reverberate, room_impulse_response
 from asr.corpora.synthetic.sentences import generate_sentences
+from asr.corpora.synthetic.speakers import SPEAKERS_FILE, Speaker, make_speakers, write_speakers
 from asr.errors import UserError
-from asr.corpora.synthetic.phonemes import phonemize_by_voice
+from asr.corpora.synthetic.phonemes import US_ENGLISH, phonemize_by_voice
 from asr.io import atomic_path, atomic_write
 from asr.progress import progress as progress_bar
 from asr.progress import write as write_progress
 
+__all__ = ["SPLITS", "TEXTS", "CorpusMismatchError", "EspeakNotFoundError", "FestivalNotFoundError",
+           "FliteNotFoundError", "Speaker", "SynthConfig", "SynthReport", "colored_noise", "synthesize_corpus"]
+
 PEAK = 0.9  # full scale; peak level after normalisation, headroom below 16-bit clipping
 SILENCE_LEVEL = 0.02  # of the peak amplitude; quieter samples at the end count as silence
 TRAILING_SILENCE = 0.1  # s of pause kept after the last sound
-SPLITS = ("train", "dev", "test", "test-indomain")
-TEXTS = ("english", "generator")
 UTTERANCES_PER_CHAPTER = 50
 CHUNK_SIZE = 8  # utterances per task sent to a worker; amortises inter-process overhead
-FIRST_SPEAKER_ID = 100
 FIRST_CHAPTER_ID = 1000
 # Noise colours as the exponent of the power spectrum, P(f) ~ 1 / f**exponent.
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
-# Independent random streams drawn from the corpus seed.
-_SPEAKER_STREAM, _NOISE_STREAM, _SILENCE_STREAM = 0, 1, 2
+# Independent random streams drawn from the corpus seed (speakers.py draws 0, 3 and 4).
+_NOISE_STREAM, _SILENCE_STREAM, _ROOM_STREAM = 1, 2, 5
 SYNTH_FILE = "synth.json"
-SPEAKERS_FILE = "SPEAKERS.TXT"
+# engine -> its executable, what says it is missing, and its voice check
+_ENGINES = {"espeak": (espeak.ESPEAK, EspeakNotFoundError, espeak.check_voices),
+            "festival": (festival.FESTIVAL, FestivalNotFoundError, festival.check_voices),
+            "flite": (flite.FLITE, FliteNotFoundError, flite.check_voices)}
 
 
 class CorpusMismatchError(UserError, RuntimeError):
     """The output directory holds a corpus made with other settings."""
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """What to synthesise. ``jobs`` changes the speed, never the output."""
-
-    text: str = "english"  # or "generator": every split generated (see the module docstring)
-    # 11,000 sentences (~9 h of audio) fit four epochs into the demo's 15 minutes (about 13 in
-    # all on 2 cores); the covering selection finds 23,000 distinct words in them.
-    train_utterances: int = 11000
-    dev_utterances: int = 200
-    test_utterances: int = 300
-    test_indomain_utterances: int = 200
-    # Many training speakers with few utterances each generalise to unseen voices far better
-    # than few with many: 240 speakers gave 68% dev WER after two epochs where 40 gave 81%.
-    train_speakers: int = 300
-    dev_speakers: int = 8
-    test_speakers: int = 8
-    test_indomain_speakers: int = 8
-    # Female and male espeak-ng variants that speak only outside training (dev and the tests),
-    # in every accent: the tests hear voices, not just voice and accent pairs, that training never did.
-    held_out_variants: tuple[int, int] = (3, 5)
-    seed: int = 0
-    noise: float = 0.2  # probability that an utterance gets background noise
-    snr_db: tuple[float, float] = (20.0, 35.0)  # dB, speech power over noise power
-    # s of silence added before the speech and, drawn apart, after it. espeak-ng starts
-    # speaking at the first sample; a model that never hears a lead-in fails on one: the
-    # demo model trained without this lost the first word of many utterances behind 50 ms
-    # of silence (10.7% -> 17.4% WER), and so of every piece cut from a long file.
-    edge_silence: tuple[float, float] = (0.0, 0.4)
-    rate_wpm: tuple[int, int] = (130, 190)  # words per minute, inclusive
-    pitch: tuple[int, int] = (30, 70)  # espeak-ng pitch 0..99, inclusive
-    min_words: int = 3
-    max_words: int = 15
-    jobs: int = os.cpu_count() or 1
-
-    def __post_init__(self) -> None:
-        for split in SPLITS:
-            utterances, speakers = self.utterances(split), self.speakers(split)
-            if utterances < 0 or speakers < 0 or (utterances > 0 and not 0 < speakers <= utterances):
-                raise ValueError(f"{split}: need 1 <= speakers <= utterances, got {speakers} and {utterances}")
-        if self.text not in TEXTS:
-            raise ValueError(f"text must be one of {', '.join(TEXTS)}, got {self.text!r}")
-        female, male = self.held_out_variants
-        if not (0 <= female < len(FEMALE_VARIANTS) and 0 <= male < len(MALE_VARIANTS)):
-            raise ValueError(f"held_out_variants: at most {len(FEMALE_VARIANTS) - 1} female and "
-                             f"{len(MALE_VARIANTS) - 1} male variants can be held out")
-        train_pairs = len(VOICES) * (len(FEMALE_VARIANTS) + len(MALE_VARIANTS) - female - male)
-        if self.train_speakers > train_pairs:
-            raise ValueError(f"at most {train_pairs} training speakers (voice and variant pairs) are available")
-        held_out = len(VOICES) * (female + male)
-        if held_out and sum(self.speakers(s) for s in SPLITS[1:]) > held_out:
-            raise ValueError(f"at most {held_out} dev and test speakers (held-out voice and variant pairs) are available")
-        if not held_out and sum(self.speakers(s) for s in SPLITS) > train_pairs:
-            raise ValueError(f"at most {train_pairs} speakers (voice and variant pairs) are available")
-        if not 0.0 <= self.noise <= 1.0:
-            raise ValueError(f"noise is a probability, got {self.noise}")
-        if not (self.snr_db[0] <= self.snr_db[1] and 80 <= self.rate_wpm[0] <= self.rate_wpm[1]
-                and 0 <= self.pitch[0] <= self.pitch[1] <= 99 and 0 <= self.edge_silence[0] <= self.edge_silence[1]):
-            raise ValueError("snr_db, rate_wpm, pitch and edge_silence must be (low, high) ranges; "
-                             "rate >= 80, pitch 0..99, silence >= 0")
-        if self.jobs < 1:
-            raise ValueError(f"jobs must be at least 1, got {self.jobs}")
-
-    def utterances(self, split: str) -> int:
-        return getattr(self, f"{split.replace('-', '_')}_utterances")
-
-    def speakers(self, split: str) -> int:
-        return getattr(self, f"{split.replace('-', '_')}_speakers")
-
-
-@dataclass(frozen=True)
-class Speaker:
-    """One line of SPEAKERS.TXT: an espeak-ng voice, variant, rate and pitch."""
-
-    id: int
-    sex: str  # "F" or "M"
-    subset: str
-    voice: str
-    variant: str
-    rate_wpm: int
-    pitch: int
 
 
 @dataclass(frozen=True)
@@ -165,7 +83,7 @@ class SynthReport:
     out_dir: Path
     utterances: dict[str, int]  # split -> utterances on disk
     audio_seconds: float
-    failures: tuple[str, ...]  # utterance ids espeak-ng could not render
+    failures: tuple[str, ...]  # utterance ids a synthesizer could not render
     wall_seconds: float
     already_done: bool  # the corpus was complete before this call
 
@@ -188,46 +106,22 @@ class _Utterance:
         return Path(self.split, str(self.speaker.id), str(self.chapter), self.id + ".flac")
 
 
-def _make_speakers(config: SynthConfig) -> list[Speaker]:
-    """Speakers of all splits, alternately female and male while female voices last; each
-    gets a voice and variant pair that no other speaker has, and only the held-out variants
-    speak outside training (all of them when none are held out)."""
-    rng = np.random.default_rng([config.seed, _SPEAKER_STREAM])
-    pools: dict[bool, list[list[tuple[str, str, str]]]] = {True: [], False: []}  # in training? -> per sex
-    for sex, variants, held in (("F", FEMALE_VARIANTS, config.held_out_variants[0]),
-                                ("M", MALE_VARIANTS, config.held_out_variants[1])):
-        shuffled = [variants[i] for i in rng.permutation(len(variants))]
-        for training, chosen in ((True, shuffled[held:]), (False, shuffled[:held] if held else shuffled)):
-            pairs = [(voice, variant, sex) for voice in VOICES for variant in chosen]
-            pools[training].append([pairs[i] for i in rng.permutation(len(pairs))])
-    interleaved = {training: [p for pair in itertools.zip_longest(*by_sex) for p in pair if p is not None]
-                   for training, by_sex in pools.items()}
-    used: set[tuple[str, str]] = set()
-    speakers: list[Speaker] = []
-    for split in SPLITS:
-        candidates = (p for p in interleaved[split == "train"] if p[:2] not in used)
-        for _ in range(config.speakers(split)):
-            voice, variant, sex = next(candidates)
-            used.add((voice, variant))
-            rate = int(rng.integers(config.rate_wpm[0], config.rate_wpm[1] + 1))
-            pitch = int(rng.integers(config.pitch[0], config.pitch[1] + 1))
-            speakers.append(Speaker(FIRST_SPEAKER_ID + len(speakers), sex, split, voice, variant, rate, pitch))
-    return speakers
-
-
 def _split_texts(config: SynthConfig) -> dict[str, list[str]]:
+    own_text = SPLITS[:4]  # test-engine speaks test's sentences again
     if config.text == "english":
-        text = english_splits(*(config.utterances(s) for s in SPLITS), seed=config.seed,
+        text = english_splits(*(config.utterances(s) for s in own_text), seed=config.seed,
                               min_words=config.min_words, max_words=config.max_words)
-        return {"train": text.train, "dev": text.dev, "test": text.test, "test-indomain": text.test_indomain}
-    sentences = iter(generate_sentences(sum(config.utterances(s) for s in SPLITS), config.seed,
-                                        config.min_words, config.max_words))
-    return {split: [next(sentences) for _ in range(config.utterances(split))] for split in SPLITS}
+        texts = {"train": text.train, "dev": text.dev, "test": text.test, "test-indomain": text.test_indomain}
+    else:
+        sentences = iter(generate_sentences(sum(config.utterances(s) for s in own_text), config.seed,
+                                            config.min_words, config.max_words))
+        texts = {split: [next(sentences) for _ in range(config.utterances(split))] for split in own_text}
+    return {**texts, "test-engine": texts["test"][: config.test_engine_utterances]}
 
 
 def _plan(config: SynthConfig) -> list[_Utterance]:
     """Every utterance of the corpus: sentence, speaker, chapter and number."""
-    speakers = _make_speakers(config)
+    speakers = make_speakers(config)
     plan: list[_Utterance] = []
     chapter = FIRST_CHAPTER_ID
     for split, texts in _split_texts(config).items():
@@ -245,16 +139,25 @@ def _plan(config: SynthConfig) -> list[_Utterance]:
 class _Job:
     utterance: _Utterance
     out_path: Path
-    espeak: str
+    executable: str  # of the speaker's engine
     seed: int
     noise: float
     snr_db: tuple[float, float]
     edge_silence: tuple[float, float]
 
 
-def _espeak_wav(espeak: str, text: str, speaker: Speaker) -> tuple[np.ndarray, int]:
+def _espeak_wav(executable: str, text: str, speaker: Speaker) -> tuple[np.ndarray, int]:
     """Speak ``text`` in ``speaker``'s voice; float32 samples in [-1, 1] and their sample rate."""
-    return speak(text, f"{speaker.voice}+{speaker.variant}", speaker.rate_wpm, speaker.pitch, espeak)
+    return espeak.speak(text, f"{speaker.voice}+{speaker.variant}", speaker.rate, speaker.pitch, executable)
+
+
+def _speak(executable: str, text: str, speaker: Speaker) -> tuple[np.ndarray, int]:
+    """Speak ``text`` in ``speaker``'s voice with its engine; float32 samples in [-1, 1] and their sample rate."""
+    if speaker.engine == "festival":
+        return festival.speak(text, speaker.voice, 100 / speaker.rate, speaker.pitch, executable)
+    if speaker.engine == "flite":
+        return flite.speak(text, speaker.voice, 100 / speaker.rate, executable)
+    return _espeak_wav(executable, text, speaker)
 
 
 def colored_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
@@ -282,13 +185,18 @@ def _render(job: _Job) -> tuple[str, float | str]:
     """Synthesise one utterance; return its id and duration (s), or the error message."""
     utterance = job.utterance
     try:
-        audio, rate = _espeak_wav(job.espeak, utterance.text, utterance.speaker)
+        audio, rate = _speak(job.executable, utterance.text, utterance.speaker)
     except subprocess.CalledProcessError as err:
         return utterance.id, err.stderr.decode(errors="replace").strip() or f"exit status {err.returncode}"
     except (OSError, ValueError, subprocess.SubprocessError) as err:
         return utterance.id, str(err)
+    speaker = utterance.speaker
     # soxr directly (librosa's "soxr_hq" backend) skips librosa's ~2 s first-call import in every worker.
-    speech = _trim_trailing_silence(soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ"))
+    speech = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    speech = _trim_trailing_silence(reshape_voice(speech, speaker.warp, speaker.tempo))
+    if speaker.rt60:  # one room per speaker: its impulse response drawn from the speaker's id
+        room = np.random.default_rng([job.seed, _ROOM_STREAM, speaker.id])
+        speech = reverberate(speech, room_impulse_response(room, speaker.rt60, speaker.drr_db, SAMPLE_RATE))
     edges = np.random.default_rng([job.seed, _SILENCE_STREAM, utterance.index]).uniform(*job.edge_silence, size=2)
     before, after = (np.zeros(round(s * SAMPLE_RATE), np.float32) for s in edges)
     audio = np.concatenate([before, speech, after])
@@ -312,15 +220,9 @@ def _fingerprint(config: SynthConfig, plan: list[_Utterance]) -> dict:
     digest = hashlib.sha256()
     for u in plan:
         s = u.speaker
-        digest.update(f"{u.path}|{u.text}|{s.voice}+{s.variant}|{s.rate_wpm}|{s.pitch}\n".encode())
+        digest.update(f"{u.path}|{u.text}|{s.label}+{s.variant}|{s.rate}|{s.pitch}|{s.warp}|{s.tempo}|"
+                      f"{s.rt60}|{s.drr_db}\n".encode())
     return json.loads(json.dumps({"config": settings, "plan_sha256": digest.hexdigest()}))
-
-
-def _write_speakers(out_dir: Path, speakers: list[Speaker]) -> None:
-    lines = [";ID  |SEX| SUBSET | VOICE          | VARIANT  | RATE | PITCH"]
-    lines += [f"{s.id:<4d} | {s.sex} | {s.subset:<6} | {s.voice:<14} | {s.variant:<8} | "
-              f"{s.rate_wpm:4d} | {s.pitch:5d}" for s in speakers]
-    (out_dir / SPEAKERS_FILE).write_text("\n".join(lines) + "\n")
 
 
 def _write_transcripts(out_dir: Path, plan: list[_Utterance]) -> None:
@@ -333,15 +235,17 @@ def _write_transcripts(out_dir: Path, plan: list[_Utterance]) -> None:
         (directory / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(sorted(lines)) + "\n")
 
 
-def _write_phones(out_dir: Path, plan: list[_Utterance], espeak: str, jobs: int) -> None:
+def _write_phones(out_dir: Path, plan: list[_Utterance], executable: str, jobs: int) -> None:
     """``SPK-CHAP.phones.txt`` beside each chapter's transcript that lacks one: the phones
     each utterance was spoken with (asr/corpora/synthetic/phonemes.py), which ``asr prepare``
     puts in the manifest for phone models."""
     missing = [u for u in plan if (out_dir / u.path).exists()
-               and not (out_dir / u.path.parent / f"{u.speaker.id}-{u.path.parent.name}.phones.txt").exists()]
+               and not (out_dir / u.path.parent / f"{u.speaker.id}-{u.chapter}.phones.txt").exists()]
     if not missing:
         return
-    phones = phonemize_by_voice(((u.text, u.speaker.voice) for u in missing), espeak, jobs)
+    # An espeak-ng voice's own phonemes; other engines' voices take US English's.
+    phones = phonemize_by_voice(((u.text, u.speaker.voice if u.speaker.engine == "espeak" else US_ENGLISH)
+                                 for u in missing), executable, jobs)
     chapters: dict[Path, list[str]] = {}
     for u, spoken in zip(missing, phones):
         chapters.setdefault(out_dir / u.path.parent, []).append(f"{u.id} {spoken}")
@@ -353,8 +257,9 @@ def _write_phones(out_dir: Path, plan: list[_Utterance], espeak: str, jobs: int)
 def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True) -> SynthReport:
     """Render the corpus ``config`` describes into ``out_dir``; resume or skip if partly or fully there.
 
-    Raises ``EspeakNotFoundError`` when espeak-ng is missing and ``CorpusMismatchError``
-    when ``out_dir`` holds a corpus made with other settings.
+    Raises ``EspeakNotFoundError``, ``FestivalNotFoundError`` or ``FliteNotFoundError`` when
+    a synthesizer the corpus needs is missing (one it does not need may be), and
+    ``CorpusMismatchError`` when ``out_dir`` holds a corpus made with other settings.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -368,19 +273,22 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
                 f"{out_dir} holds a corpus made with other settings: delete it or choose another output directory"
             )
         if state.get("complete") and all((out_dir / u.path).exists() for u in plan):
-            espeak = shutil.which(ESPEAK)
-            if espeak is not None:  # a corpus made before phones were written gets them now
-                _write_phones(out_dir, plan, espeak, config.jobs)
+            executable = shutil.which(espeak.ESPEAK)
+            if executable is not None:  # a corpus made before phones were written gets them now
+                _write_phones(out_dir, plan, executable, config.jobs)
             return SynthReport(out_dir, state["utterances"], state["audio_seconds"], (),
                                time.perf_counter() - start, already_done=True)
 
-    espeak = shutil.which(ESPEAK)
-    if espeak is None:
-        raise EspeakNotFoundError()
-    check_voices(espeak)
+    executables = {}
+    for engine in sorted({u.speaker.engine for u in plan}):
+        name, missing, check_voices = _ENGINES[engine]
+        executables[engine] = shutil.which(name)
+        if executables[engine] is None:
+            raise missing()
+        check_voices(executables[engine])
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps({**fingerprint, "complete": False}, indent=2) + "\n")
-    _write_speakers(out_dir, sorted({u.speaker for u in plan}, key=lambda s: s.id))
+    write_speakers(out_dir / SPEAKERS_FILE, sorted({u.speaker for u in plan}, key=lambda s: s.id))
 
     durations: dict[str, float] = {}
     pending = []
@@ -388,10 +296,12 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
         if (out_dir / u.path).exists():
             durations[u.id] = sf.info(out_dir / u.path).duration
         else:
-            pending.append(_Job(u, out_dir / u.path, espeak, config.seed, config.noise, config.snr_db,
-                                        config.edge_silence))
+            pending.append(_Job(u, out_dir / u.path, executables[u.speaker.engine], config.seed, config.noise,
+                                config.snr_db, config.edge_silence))
     failures: list[str] = []
+    engines = {job.utterance.id: _ENGINES[job.utterance.speaker.engine][0] for job in pending}
     with contextlib.ExitStack() as stack:
+        stack.callback(festival.stop)  # the festival this process started when jobs == 1
         if config.jobs > 1 and len(pending) > 1:
             pool = stack.enter_context(Pool(min(config.jobs, len(pending))))
             results = pool.imap_unordered(_render, pending, chunksize=CHUNK_SIZE)
@@ -401,12 +311,12 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
                                                  disable=not progress):
             if isinstance(result, str):
                 failures.append(utterance_id)
-                write_progress(f"{ESPEAK} failed on {utterance_id}: {result}")
+                write_progress(f"{engines[utterance_id]} failed on {utterance_id}: {result}")
             else:
                 durations[utterance_id] = result
 
     _write_transcripts(out_dir, plan)
-    _write_phones(out_dir, plan, espeak, config.jobs)
+    _write_phones(out_dir, plan, executables.get("espeak") or espeak.ESPEAK, config.jobs)
     counts = {split: sum(u.split == split and u.id in durations for u in plan) for split in SPLITS}
     audio_seconds = round(sum(durations.values()), 3)
     state = {**fingerprint, "complete": not failures, "utterances": counts, "audio_seconds": audio_seconds,
