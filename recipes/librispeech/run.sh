@@ -11,14 +11,20 @@
 #   4  download the LibriSpeech n-gram LMs (3-gram.pruned.1e-7, 3-gram, 4-gram; gzipped ARPA),
 #      and convert those in --lms to KenLM binaries, $DATA/lm/NAME.bin, when KenLM's build_binary
 #      is installed (bash scripts/build_kenlm.sh): stages 8-9 then load each LM in seconds
-#      instead of minutes per process; without it they read the ARPA files
+#      instead of minutes per process; without it they read the ARPA files; then the units
+#      --units names (asr/units.py), made from the training manifest: for bpe a sentencepiece
+#      model of its transcripts, $DATA/units/TRAIN-bpeN.model; for phones an ARPAbet lexicon,
+#      $DATA/units/TRAIN-lexicon.txt, of the words of its transcripts and of the LMs' vocabulary
+#      (their 1-grams), from CMUdict and espeak-ng for words CMUdict lacks (asr/cmudict_lexicon.py);
+#      nothing for chars. Test-set words outside the LM stay out, as they would for any decoder
 #   5  train: one process, or torchrun data-parallel with --ngpu N > 1 (multi-node: NNODES,
 #      NODE_RANK, MASTER_ADDR, MASTER_PORT in the environment, run on every node). On N GPUs
 #      the config's effective batch, lr and warm-up are kept (train.multi_gpu = keep-batch:
 #      each GPU gets max_batch_seconds x grad_accum / N) or scaled (scale-lr: each GPU keeps
 #      its budget, lr x sqrt(ratio)); training prints what the rule gave (asr/distributed.py)
 #   6  average the last --avg epoch checkpoints into $EXP/avg-N.pt (default: train.keep_epochs)
-#   7  greedy decoding of dev-clean dev-other test-clean test-other
+#   7  decoding without an LM of dev-clean dev-other test-clean test-other: greedy, or for a
+#      phone model the lexicon search its checkpoint's lexicon makes possible ($EXP/decode/lexicon/)
 #   8  tune the LM weight and word bonus of each LM in --lms on dev-clean + dev-other
 #   9  beam search with each LM in --lms on the four sets (with the tuned weights)
 #  10  write $EXP/RESULTS.md: one table per set, every decoding method, the exact commands
@@ -38,6 +44,9 @@
 #   --beam N               beam width of stage 9 (default 256). Weights tuned at 16 lose accuracy
 #                          past 128; tuned at 64 they hold from 128 to 512 (docs/benchmarks.md,
 #                          "Beam width with a large LM")
+#   --units U              what the model emits: chars, bpe (word pieces) or phones (ARPAbet)
+#                          (default: the config's [text] units, else chars); not --set text.units
+#   --bpe-size N           word pieces of --units bpe (default: the config's [text] bpe_size, else 256)
 #   --set SECTION.KEY=V    override a config value for training (repeatable)
 # Outputs: downloads and manifests under $DATA (default data/librispeech, shared by all configs),
 # the model and results under $EXP (default exp/librispeech/<config name>); both can be deleted
@@ -46,14 +55,17 @@
 #   $DATA/.done/download-SUBSET, download-lm-NAME, kenlm-NAME       stages 1 and 4
 #   $DATA/.done/manifest-NAME, validate-NAME (NAME: a set, dev, or  stages 2 and 3
 #     the training set with its speeds, e.g. train-clean-100-sp0.9_1.0_1.1)
-#   $EXP/.done/train (--config, the training manifest, --set), avg-N     stages 5 and 6
-#   $EXP/decode/greedy/SET/.done (the model)                            stage 7
+#   $DATA/.done/units-TRAIN-bpeN, units-TRAIN-phones (TRAIN: as     stage 4
+#     NAME; the units, --bpe-size, and the manifest and LMs they were made from)
+#   $EXP/.done/train (--config, the training manifest, --set, and     stages 5 and 6
+#     for bpe or phones the units and their file), avg-N
+#   $EXP/decode/greedy/SET/.done (the model; lexicon/ for phones)        stage 7
 #   $EXP/tune/LM/.done (the model, the LM file, --tune-beam, --tune-args) stage 8
 #   $EXP/decode/beam-LM/SET/.done (as the tuning, and --beam)          stage 9
 #   $EXP/.done/results (all of the above)                               stage 10
 # A changed --lms, --avg, --tune-args, --tune-beam or --beam redoes the stages it touches; a
-# changed --config, --train-set, --speed-perturb or --set with $EXP already trained stops the
-# recipe at stage 5 rather than overwrite the model: give another EXP.
+# changed --config, --train-set, --speed-perturb, --units, --bpe-size or --set with $EXP already
+# trained stops the recipe at stage 5 rather than overwrite the model: give another EXP.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,10 +81,13 @@ lms="4-gram"
 tune_args=
 tune_beam=64
 beam=256
+units=
+bpe_size=
 set=()  # every --set, in order
 usage="usage: $0 [--config FILE] [--train-set NAME] [--stage N] [--stop-stage M] [--speed-perturb F,F,...]
   [--mirror M] [--lm-mirror M] [--checksums FILE] [--ngpu N] [--avg N] [--lms \"A B\"] [--tune-args \"...\"]
-  [--tune-beam N] [--beam N] [--set SECTION.KEY=VALUE]... (see the top of this file)"
+  [--tune-beam N] [--beam N] [--units chars|bpe|phones] [--bpe-size N] [--set SECTION.KEY=VALUE]...
+  (see the top of this file)"
 source recipes/stages.sh
 parse_options "$@"
 
@@ -104,9 +119,37 @@ lm_mirror_args=()
 [[ $avg =~ ^[0-9]+$ ]] || { echo "$0: --avg takes a number of epochs, got '$avg'" >&2; exit 2; }
 model=$EXP/best.pt
 [ "$avg" -gt 0 ] && model=$EXP/avg-$avg.pt
+config_units=$("$PYTHON" recipes/librispeech/local/text_units.py "$config")
+read -r config_units config_bpe_size <<< "$config_units"
+units=${units:-$config_units}
+bpe_size=${bpe_size:-$config_bpe_size}
+case $units in
+  chars|bpe|phones) ;;
+  *) echo "$0: --units takes chars, bpe or phones, got '$units'" >&2; exit 2 ;;
+esac
+[[ $bpe_size =~ ^[0-9]+$ ]] && [ "$bpe_size" -ge 8 ] \
+  || { echo "$0: --bpe-size takes a number of word pieces, 8 or more, got '$bpe_size'" >&2; exit 2; }
+for override in "${set[@]}"; do
+  # The recipe makes the units file the units need; a --set would train without it.
+  [[ $override == text.units=* ]] && { echo "$0: give --units ${override#text.units=}, not --set $override" >&2; exit 2; }
+done
+# The units' file (made in stage 4) and what training is told of it.
+units_set=(--set "text.units=\"$units\"")
+units_file=
+case $units in
+  bpe) units_file=$DATA/units/$train_name-bpe$bpe_size.model
+       units_set+=(--set "text.bpe_model=\"$units_file\"" --set "text.bpe_size=$bpe_size") ;;
+  phones) units_file=$DATA/units/$train_name-lexicon.txt
+          units_set+=(--set "text.lexicon=\"$units_file\"") ;;
+esac
+lm_arpas=("${lm_names[@]/#/$DATA/lm/}")
+lm_arpas=("${lm_arpas[@]/%/.arpa.gz}")
 # What the markers of $EXP record: the model's options, then each stage's own. Files are named
 # within $DATA or $EXP, so either folder can move without its markers going stale.
 train_opts=$(options "config=$config" "train_manifest=$train_name.jsonl" "set=${set[*]}")
+# A characters model's marker reads as it did before units existed, so models trained then
+# are not refused at stage 5.
+[ "$units" = chars ] || train_opts=$(options "$train_opts" "units=$units" "units_file=${units_file##*/}")
 model_opts=$(options "$train_opts" "model=${model##*/}")
 
 asr() { "$PYTHON" -m asr "$@"; }
@@ -135,11 +178,17 @@ dev_manifest() {
   # Tuning sees both dev conditions, so one alpha/beta serves clean and other speech.
   cat "$DATA/manifests/dev-clean.jsonl" "$DATA/manifests/dev-other.jsonl" > "$DATA/manifests/dev.jsonl"
 }
+make_units() {
+  case $units in
+    bpe) asr units bpe --manifest "$train_manifest" --size "$bpe_size" --out "$units_file" ;;
+    phones) asr units lexicon --cmudict --words "$train_manifest" "${lm_arpas[@]}" --out "$units_file" ;;
+  esac
+}
 train_model() {
   local resume=() args override
   # A run cut short left last.pt behind: continue it rather than start over.
   [ -f "$EXP/last.pt" ] && resume=(--resume)
-  args=(train --config "$config" --exp-dir "$EXP" "${resume[@]}"
+  args=(train --config "$config" --exp-dir "$EXP" "${resume[@]}" "${units_set[@]}"
         --set "data.train_manifests=[\"$train_manifest\"]" --set "data.dev_manifest=\"$DATA/manifests/dev-clean.jsonl\"")
   for override in "${set[@]}"; do args+=(--set "$override"); done
   if [ "$ngpu" -gt 1 ] || [ "${NNODES:-1}" -gt 1 ]; then
@@ -211,6 +260,12 @@ if in_stages 4; then
       "read the ARPA files of $lms, which takes minutes and GBs of memory in every decoding process"
   fi
 fi
+case $units in
+  bpe) run_stage 4 "$bpe_size word pieces of the $train_name transcripts" "$DATA/.done/units-$train_name-bpe$bpe_size" \
+         "$(options "units=bpe" "bpe_size=$bpe_size" "manifest=$train_name.jsonl")" make_units ;;
+  phones) run_stage 4 "the ARPAbet lexicon of the $train_name transcripts and the LMs" "$DATA/.done/units-$train_name-phones" \
+            "$(options "units=phones" "lexicon=cmudict" "words=$train_name.jsonl ${lm_names[*]}")" make_units ;;
+esac
 
 # The experiment, under $EXP.
 run_stage_once 5 "train ($config, $([ "$ngpu" -gt 1 ] && echo "$ngpu processes" || echo "one process"))" \
@@ -221,8 +276,11 @@ if [ "$avg" -gt 0 ]; then
 elif in_stages 6; then
   echo "stage 6: --avg 0, nothing to average: stages 7-9 decode $model"
 fi
+# Greedy output of a phone model is phones: its words come from a lexicon search without an LM.
+plain=greedy
+[ "$units" = phones ] && plain=lexicon
 for subset in "${eval_sets[@]}"; do
-  run_stage 7 "greedy decoding of $subset" "$EXP/decode/greedy/$subset/.done" "$model_opts" decode greedy "$subset"
+  run_stage 7 "$plain decoding of $subset" "$EXP/decode/$plain/$subset/.done" "$model_opts" decode "$plain" "$subset"
 done
 for lm in $lms; do
   run_stage 8 "tune the $lm LM's weight and word bonus on dev-clean + dev-other" "$EXP/tune/$lm/.done" \
