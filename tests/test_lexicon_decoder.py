@@ -149,6 +149,41 @@ def test_the_separator_is_optional_between_words(units: list[int]) -> None:
     assert hyp.extras["words"][0][0] == "A" and hyp.extras["complete"]
 
 
+def test_a_required_separator_keeps_words_apart() -> None:
+    lexicon = {"A": [(A,)], "B": [(B,)], "AB": [(A, B)]}
+    optional = LexiconBeamSearchDecoder(TINY, lexicon, beta=2.0, word_sep=SEP)
+    required = LexiconBeamSearchDecoder(TINY, lexicon, beta=2.0, word_sep=SEP, sep_required=True)
+    assert decode(optional, peaky([A, B])).text == "A B"  # two word bonuses beat one
+    assert decode(required, peaky([A, B])).text == "AB"
+    assert decode(required, peaky([A, SEP, B])).text == "A B"
+    with pytest.raises(ValueError, match="sep_required"):
+        LexiconBeamSearchDecoder(TINY, lexicon, sep_required=True)
+
+
+@pytest.mark.parametrize("frames", [4, 6])
+def test_best_matches_brute_force_with_a_required_separator(frames: int) -> None:
+    decoder = LexiconBeamSearchDecoder(TINY, LEXICON, beta=0.7, word_sep=SEP, sep_required=True, **EXACT)
+    # Brute force: readings with a word followed by another word without the separator are out.
+    spelt = {word: [(*pron, SEP) for pron in prons] for word, prons in LEXICON.items()}
+    for seed in range(10):
+        log_probs = random_log_probs(seed, 1, frames, peak=2.0)
+        lp = log_probs[0].double().numpy()
+        # The last word may end the utterance without the separator: a final separator frame
+        # would change the alignments, so read every labeling both with and without one more SEP.
+        scores: dict = defaultdict(lambda: -math.inf)
+        for path in itertools.product(range(4), repeat=frames):
+            labeling = collapse(path)
+            logp = float(lp[np.arange(frames), path].sum())
+            readings = parses(labeling, spelt, SEP)
+            if labeling and labeling[-1] != SEP:
+                readings += parses((*labeling, SEP), spelt, SEP)
+            for words in readings:
+                key = (words, labeling[-1] if labeling else -1)
+                scores[key] = np.logaddexp(scores[key], logp)
+        best = max(m + 0.7 * len(k[0]) for k, m in scores.items())
+        assert decode(decoder, log_probs).score == pytest.approx(best, abs=1e-4), f"seed {seed}"
+
+
 def test_without_a_separator_its_unit_is_never_emitted() -> None:
     lexicon = {"A": [(A,)], "B": [(B,)]}
     hyp = decode(LexiconBeamSearchDecoder(TINY, lexicon), peaky([A, SEP, B]))

@@ -70,7 +70,11 @@ class LexiconBeamSearchDecoder:
     pronunciation ends it may close the word (scored ``alpha * ln P_lm(word | history) +
     beta``, back to the root), or go on along longer pronunciations. Homophones close into
     separate hypotheses. ``word_sep`` (a unit id, or ``None``) may appear any number of times
-    between words and at either end; closing a word does not need it. Hypotheses in the
+    between words and at either end; closing a word does not need it unless
+    ``sep_required``, when a word must be followed by it or by the end of the utterance (as
+    flashlight's lexicon of words spelt with a trailing space: for units, such as
+    characters, whose transcripts always hold the separator; it also keeps a character
+    lexicon from reading one long word as several short ones). Hypotheses in the
     same state merge (log-add), so a hypothesis sums over pronunciations and separator
     placements that lead to the same state. Without an LM, a word scores ``beta``.
 
@@ -103,6 +107,7 @@ class LexiconBeamSearchDecoder:
         alpha: float = 0.5,
         beta: float = 1.0,
         word_sep: int | None = None,
+        sep_required: bool = False,
         token_min_logprob: float | None = -10.0,
         beam_prune_logprob: float | None = -10.0,
         oov_logprob: float = -20.0,
@@ -113,6 +118,8 @@ class LexiconBeamSearchDecoder:
             raise ValueError(f"beam_prune_logprob must be negative or None, got {beam_prune_logprob}")
         if word_sep is not None and not 0 < word_sep < len(vocab):
             raise ValueError(f"word_sep must be a unit id other than blank, got {word_sep}")
+        if sep_required and word_sep is None:
+            raise ValueError("sep_required needs a word_sep")
         for word, prons in lexicon.items():
             if not prons:
                 raise ValueError(f"lexicon word {word!r} has no pronunciation")
@@ -141,7 +148,7 @@ class LexiconBeamSearchDecoder:
         self._lookahead = self._smeared_unigrams(compiled)
         settings = np.zeros(1, LEXICON_SETTINGS)
         for name, value in {
-            "width": beam_width, "sep": -1 if word_sep is None else word_sep,
+            "width": beam_width, "sep": -1 if word_sep is None else word_sep, "sep_required": sep_required,
             "min_logprob": -math.inf if token_min_logprob is None else token_min_logprob,
             "beam_prune": -math.inf if beam_prune_logprob is None else beam_prune_logprob,
             "use_lm": lm is not None, "alpha": alpha, "beta": beta, "oov_logprob": oov_logprob,

@@ -25,6 +25,7 @@ _NEG_INF = -math.inf
 LEXICON_SETTINGS = np.dtype([
     ("width", np.int64),  # beam width
     ("sep", np.int64),  # unit id of the word separator; -1: none
+    ("sep_required", np.bool_),  # a closed word must be followed by the separator (or the end)
     ("min_logprob", np.float64),  # units below it extend no hypothesis this frame; -inf: none
     ("beam_prune", np.float64),  # hypotheses below best + beam_prune are dropped; -inf: none
     ("use_lm", np.bool_),
@@ -75,7 +76,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
     histories (parent, word, weighted LM score).
     """
     opt = settings[0]
-    width, sep = opt.width, opt.sep
+    width, sep, sep_required = opt.width, opt.sep, opt.sep_required
     min_logprob, beam_prune = opt.min_logprob, opt.beam_prune
     use_lm, alpha, beta = opt.use_lm, opt.alpha, opt.beta
     n_units = lp.shape[1]
@@ -161,8 +162,12 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
         for i in range(n_beam):
             h, q, last = beam_h[i], beam_q[i], beam_last[i]
             pb, total = beam_pb[i], _logaddexp(beam_pb[i], beam_pnb[i])
-            # e == -1 is the separator, between words only; then each trie edge out of q.
-            for e in range(-1 if sep >= 0 and q == 0 else 0, child_start[q + 1] - child_start[q]):
+            # e == -1 is the separator, between words only; then each trie edge out of q,
+            # but for a word just closed when the separator must follow it.
+            n_edges = child_start[q + 1] - child_start[q]
+            if sep_required and q == 0 and last >= 0 and last != sep:
+                n_edges = 0
+            for e in range(-1 if sep >= 0 and q == 0 else 0, n_edges):
                 if e < 0:
                     c, q2 = sep, 0
                 else:
