@@ -90,7 +90,8 @@ class LexiconBeamSearchDecoder:
 
     Pruning, per frame (``None`` turns each off): units below ``token_min_logprob`` extend
     no hypothesis; hypotheses more than ``-beam_prune_logprob`` below the best (lookahead
-    included) are dropped. The LM must be an ARPA file small enough to compile
+    included) are dropped, and an extension that scores that far below the best candidate
+    made before it in the frame is not made, nor merged into an equal one (as flashlight). The LM must be an ARPA file small enough to compile
     (:meth:`asr.lm.NGramLM.compiled`); a KenLM binary is refused.
 
     ``tokens`` are the units emitted (separators included), ``frames[i]`` the frame

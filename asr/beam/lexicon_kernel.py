@@ -79,6 +79,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
     width, sep, sep_required = opt.width, opt.sep, opt.sep_required
     min_logprob, beam_prune = opt.min_logprob, opt.beam_prune
     use_lm, alpha, beta = opt.use_lm, opt.alpha, opt.beta
+    word_bound = beta if alpha >= 0 and opt.oov_logprob <= 0 else math.inf  # most a word can add
     n_units = lp.shape[1]
 
     # The most candidates a frame can make: each survivor stays, and extends by each allowed
@@ -149,6 +150,9 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
             allowed[c] = row[c] >= min_logprob
         mark = t + 1
         n_c = 0
+        # The best candidate score so far: an extension that scores below top + beam_prune is
+        # not made (nor merged), as the selection below would drop it, or nearly always would.
+        top = _NEG_INF
         # Every hypothesis stays itself: through blank, or by repeating its last unit.
         for i in range(n_beam):
             s = n_c
@@ -159,6 +163,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
             j = _cand_slot(cand_keys, cand_marks, mark, beam_h[i], beam_q[i], beam_last[i])
             cand_marks[j], cand_slot[j] = mark, s
             cand_keys[j, 0], cand_keys[j, 1], cand_keys[j, 2] = beam_h[i], beam_q[i], beam_last[i]
+            top = max(top, _logaddexp(c_pb[s], c_pnb[s]) + hist_lm[beam_h[i]] + lookahead[beam_q[i]])
         for i in range(n_beam):
             h, q, last = beam_h[i], beam_q[i], beam_last[i]
             pb, total = beam_pb[i], _logaddexp(beam_pb[i], beam_pnb[i])
@@ -191,6 +196,8 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
                         key = (h << 32) | w
                         j = _hash_slot(h_keys, key)
                         if h_keys[j] == -1:
+                            if ext + hist_lm[h] + word_bound < top + beam_prune:
+                                continue  # even the best LM score would not keep it
                             h2 = n_hist
                             n_hist += 1
                             h_keys[j], h_id[j] = key, h2
@@ -209,6 +216,10 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
                         else:
                             h2 = h_id[j]
                         q3 = 0
+                    score = ext + hist_lm[h2] + lookahead[q3]
+                    if score < top + beam_prune:
+                        continue
+                    top = max(top, score)
                     j = _cand_slot(cand_keys, cand_marks, mark, h2, q3, c)
                     if cand_marks[j] == mark:  # already a candidate: merge
                         s = cand_slot[j]
