@@ -91,8 +91,9 @@ class LexiconBeamSearchDecoder:
     Pruning, per frame (``None`` turns each off): units below ``token_min_logprob`` extend
     no hypothesis; hypotheses more than ``-beam_prune_logprob`` below the best (lookahead
     included) are dropped, and an extension that scores that far below the best candidate
-    made before it in the frame is not made, nor merged into an equal one (as flashlight). The LM must be an ARPA file small enough to compile
-    (:meth:`asr.lm.NGramLM.compiled`); a KenLM binary is refused.
+    made before it in the frame is not made, nor merged into an equal one (as flashlight).
+    The LM must be an ARPA file small enough to compile (:meth:`asr.lm.NGramLM.compiled`);
+    a KenLM binary is refused.
 
     ``tokens`` are the units emitted (separators included), ``frames[i]`` the frame
     ``tokens[i]`` was first emitted at, along the path that dominated when hypotheses merged;
