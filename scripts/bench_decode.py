@@ -3,7 +3,8 @@
 Decodes one set of log-probabilities with asr's greedy decoder, asr's beam search without
 and with a word n-gram LM, pyctcdecode (without and with the same LM) and flashlight-text's
 lexicon-free beam search (without an LM, and with the same word LM through a Python
-callback), all with the same beam width, and prints one Markdown table: setup seconds
+callback), flashlight-text's lexicon decoder with its C++ KenLM and asr's lexicon decoder on
+the same lexicon and LM, all with the same beam width, and prints one Markdown table: setup seconds
 (building the decoder, loading the LM), utterances per second, real-time factor (decoding
 seconds per second of audio, when durations are known), WER and CER.
 
@@ -210,6 +211,25 @@ def flashlight_lexicon(ctx: dict) -> Decode:
     return decode
 
 
+def asr_lexicon(ctx: dict, sep_required: bool = True) -> Decode:
+    """asr's lexicon decoder on the flashlight lexicon row's lexicon (the LM's words that the
+    vocabulary can spell, letter by letter), LM, weights and width; the space token is the
+    word separator. With ``sep_required`` a word must be followed by a space or the end, as
+    flashlight's lexicon spells each word with a trailing space; without, words may also
+    follow each other directly. alpha is per natural-log unit, as asr's beam."""
+    from asr.beam import LexiconBeamSearchDecoder
+    from asr.lm import NGramLM
+
+    vocab = ctx["vocab"]
+    lm = NGramLM(ctx["lm"])
+    lexicon = {word: [tuple(vocab.encode(word))] for word in lm.spellable_words(vocab)}
+    decoder = LexiconBeamSearchDecoder(vocab, lexicon, beam_width=ctx["beam_width"], lm=lm, alpha=ctx["alpha"],
+                                       beta=ctx["beta"], word_sep=vocab.space, sep_required=sep_required,
+                                       token_min_logprob=PRUNE,
+                                       beam_prune_logprob=PRUNE, oov_logprob=OOV_LOGPROB)
+    return lambda lp: decoder(torch.from_numpy(lp)[None], torch.tensor([lp.shape[0]]))[0].text
+
+
 def _flashlight_word_lm(ctx: dict):
     """asr's word-LM fusion as a flashlight LM: weighted scores at word ends, and a
     provisional penalty while a partial word is no prefix of an LM word (as asr)."""
@@ -275,6 +295,8 @@ DECODERS: dict[str, tuple[str, Callable[[dict], Decode], bool]] = {
     "flashlight": ("flashlight lexicon-free, no LM", flashlight_lexicon_free, False),
     "flashlight-lm": ("flashlight lexicon-free + LM (Python LM)", lambda ctx: flashlight_lexicon_free(ctx, True), True),
     "flashlight-lexicon": ("flashlight lexicon + KenLM (C++)", flashlight_lexicon, True),
+    "asr-lexicon": ("asr lexicon + LM", asr_lexicon, True),
+    "asr-lexicon-free-sep": ("asr lexicon + LM, space optional", lambda ctx: asr_lexicon(ctx, False), True),
 }
 
 
