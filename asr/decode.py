@@ -128,15 +128,22 @@ def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None 
     if lm is None and config.lm is not None:
         lm = NGramLM(config.lm)
     # Imported here: they load numba, which the greedy decoder does without.
-    if config.lexicon or not vocab.spells_words:
+    # Word pieces have no space to end a word at, so their beam search is a lexicon search.
+    if config.lexicon or vocab.units != "chars":
         from asr.beam.lexicon import LexiconBeamSearchDecoder
 
         if vocab.spells_words and (lm is None or lm.words is None):
             raise ConfigError("a lexicon search of a character or word-piece model takes its words from an ARPA LM: "
                               "give one with --lm")
+        # A spelled word ends at a space (else one long word reads as several short ones), and
+        # so does a phone word without an LM: nothing else says where words end. espeak-ng's
+        # phones join some words without one ("on the"), so with an LM, which weighs the
+        # readings, the separator between phone words is optional (test WER 32.45% against
+        # 34.41% required; without an LM 63.81% required against 75.08%: docs/benchmarks.md).
         return LexiconBeamSearchDecoder(vocab, pronunciations(vocab, lm.words if vocab.spells_words else None),
                                         beam_width=config.beam_width, lm=lm, alpha=config.alpha, beta=config.beta,
-                                        word_sep=word_separator(vocab))
+                                        word_sep=word_separator(vocab),
+                                        sep_required=vocab.units == "chars" or (vocab.units == "phones" and lm is None))
     from asr.beam import BeamSearchDecoder
 
     return BeamSearchDecoder(vocab, beam_width=config.beam_width, lm=lm, alpha=config.alpha, beta=config.beta)

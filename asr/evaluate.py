@@ -107,7 +107,7 @@ def batched_log_probs(
     gets its input index -> one error line.
     """
     # Dataset encodes references; decoding must not depend on them being encodable.
-    dataset = SpeechDataset([dataclasses.replace(u, text="") for u in utterances], recognizer.vocab)
+    dataset = SpeechDataset([dataclasses.replace(u, text="", phones="") for u in utterances], recognizer.vocab)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
     for batch in progress_bar(loader, desc="decode", unit="batch", disable=not progress, leave=False):

@@ -90,7 +90,10 @@ def vocabulary_for(config: TextConfig) -> Vocabulary:
         return pieces_vocabulary(model, str(path))
     entries = read_lexicon(config.lexicon)
     phones = sorted({p for _, pron in entries for p in pron})
-    return Vocabulary((BLANK, WORD_SEP, *phones), "phones", lexicon=tuple(lexicon_lines(entries)))
+    # In the file's order, repeats dropped: a word's first pronunciation is what training
+    # learns for rows without phones (CMUdict lists the commonest first).
+    lines = dict.fromkeys(f"{word} {' '.join(pron)}" for word, pron in entries)
+    return Vocabulary((BLANK, WORD_SEP, *phones), "phones", lexicon=tuple(lines))
 
 
 def pieces_vocabulary(model: bytes, source: str = "sentencepiece model") -> Vocabulary:

@@ -8,6 +8,7 @@ flashlight-text's ``LexiconDecoder`` does; the per-frame search is compiled
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -147,7 +148,8 @@ class LexiconBeamSearchDecoder:
             ids = [compiled.word_id(w) for w in self.words]
             self._word_lm = np.array([i if i >= 0 else compiled.word_id(w.lower()) for i, w in zip(ids, self.words)],
                                      np.int64).reshape(-1)
-        self._lookahead = self._smeared_unigrams(compiled)
+        self._smeared = self._smeared_unigrams(compiled)
+        self._lookahead = alpha * self._smeared
         settings = np.zeros(1, LEXICON_SETTINGS)
         for name, value in {
             "width": beam_width, "sep": -1 if word_sep is None else word_sep, "sep_required": sep_required,
@@ -160,9 +162,19 @@ class LexiconBeamSearchDecoder:
             settings[name] = value
         self._settings = settings
 
+    def with_weights(self, alpha: float, beta: float) -> LexiconBeamSearchDecoder:
+        """A copy with LM weight ``alpha`` and word bonus ``beta``, for sweeps over them: it
+        shares this decoder's trie and LM tables."""
+        other = copy.copy(self)
+        other.alpha, other.beta = alpha, beta
+        other._lookahead = alpha * self._smeared
+        other._settings = self._settings.copy()
+        other._settings["alpha"], other._settings["beta"] = alpha, beta
+        return other
+
     def _smeared_unigrams(self, compiled) -> np.ndarray:
-        """(nodes,) ``alpha`` times the best unigram ln P among the words below each trie node;
-        0 at the root and without an LM."""
+        """(nodes,) the best unigram ln P among the words below each trie node (``alpha``
+        times it is the lookahead); 0 at the root and without an LM."""
         n_nodes = len(self.trie.parent)
         if compiled is None:
             return np.zeros(n_nodes)
@@ -176,7 +188,7 @@ class LexiconBeamSearchDecoder:
             parent = self.trie.parent[node]
             best[parent] = max(best[parent], best[node])
         best[0] = 0.0
-        return self.alpha * best
+        return best
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         """The best hypothesis per utterance. log_probs: (B, T, V); lengths: (B,)."""
