@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.bounds import check, one_of
+from asr.bounds import at_least, check, one_of
 from asr.errors import UserError
 from asr.io import atomic_write
 from asr.text import BLANK, UNITS, WORD_SEP, Vocabulary
@@ -37,11 +37,7 @@ class TextConfig:
     lexicon: str = ""  # phones: a lexicon file ("WORD p1 p2 ..." lines); its phones are the vocabulary
 
     def __post_init__(self) -> None:
-        check(self, {"units": one_of(*UNITS)})
-        if self.units == "bpe" and not self.bpe_model:
-            raise ValueError("units = 'bpe' needs bpe_model, a sentencepiece model (asr units bpe makes one)")
-        if self.units == "phones" and not self.lexicon:
-            raise ValueError("units = 'phones' needs lexicon, a pronunciation lexicon (asr units lexicon makes one)")
+        check(self, {"units": one_of(*UNITS), "bpe_size": at_least(8)})
 
 
 class UnitsError(UserError, ValueError):
@@ -81,6 +77,12 @@ def vocabulary_for(config: TextConfig) -> Vocabulary:
     """The vocabulary ``config`` asks for, with its sentencepiece model or lexicon inside."""
     if config.units == "chars":
         return Vocabulary()
+    # Checked here, not in TextConfig: a config names its units before a recipe makes their file.
+    if config.units == "bpe" and not config.bpe_model:
+        raise UnitsError("text.units = 'bpe' needs text.bpe_model, a sentencepiece model (asr units bpe makes one)")
+    if config.units == "phones" and not config.lexicon:
+        raise UnitsError("text.units = 'phones' needs text.lexicon, a pronunciation lexicon (asr units lexicon "
+                         "makes one)")
     if config.units == "bpe":
         path = Path(config.bpe_model)
         try:

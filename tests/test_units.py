@@ -71,8 +71,8 @@ def test_a_bad_sentencepiece_model_or_lexicon_is_one_user_error(tmp_path: Path) 
         read_lexicon(tmp_path / "bad.txt")
     with pytest.raises(UnitsError, match="no such lexicon"):
         read_lexicon(tmp_path / "missing.txt")
-    with pytest.raises(ValueError, match="needs lexicon"):
-        TextConfig(units="phones")
+    with pytest.raises(UnitsError, match="needs text.lexicon"):
+        vocabulary_for(TextConfig(units="phones"))
 
 
 def test_phone_targets_come_from_the_row_else_the_lexicon(tmp_path: Path) -> None:
@@ -137,6 +137,10 @@ def test_a_checkpoint_from_before_units_loads_as_characters(tmp_path: Path) -> N
     torch.save(raw, tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.vocab == Vocabulary() and loaded.config.text == TextConfig()
+    # And it decodes as before: greedily, to characters.
+    lp, lengths = loaded.log_probs(torch.randn(1, 16000) * 0.1, torch.tensor([16000]))
+    hyp = build_decoder(loaded.vocab, DecodingConfig())(lp, lengths)[0]
+    assert set(hyp.text) <= set(Vocabulary().tokens[1:])
 
 
 def test_espeak_lexicon_says_words_alone_and_keeps_heard_phones(espeak: str) -> None:
@@ -159,6 +163,7 @@ def test_phonemize_gives_one_phone_string_per_text(espeak: str) -> None:
     assert len(out) == 4 and out[3] == ""
     assert out[0].count(WORD_SEP) == 2 and "'" not in out[0]
     assert phone_string("D_@2 k_'a_t s_,a_t") == "D @2 | k a t | s a t"
+    assert phone_string("p_'i:_p_@L_:_:") == "p i: p @L"  # a lone length mark is no phone
 
 
 def test_bf16_autocast_on_cpu_trains_a_tiny_model_whose_loss_falls() -> None:

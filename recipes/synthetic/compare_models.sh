@@ -7,7 +7,8 @@
 #       [--variants "lstm-bi conformer ..."] [--train-seconds N]
 #
 # Variants and the config each trains with (config_of below):
-#   lstm-bi gru-bi rnn-bi       $CONFIG (conf/demo.toml) with model.cell and model.bidirectional=true
+#   lstm-bi gru-bi rnn-bi       $CONFIG (conf/demo.toml) with model.cell and model.bidirectional=true,
+#                               in characters (text.units), as the attention configs are
 #   lstm-uni gru-uni rnn-uni    the same with model.bidirectional=false: causal, so they can stream
 #   transformer                 $TRANSFORMER_CONFIG (conf/transformer.toml)
 #   conformer                   $CONFORMER_CONFIG (conf/conformer.toml)
@@ -94,8 +95,8 @@ length_sets() { "$PYTHON" recipes/synthetic/local/length_sets.py "$DATA/manifest
 train_variant() {  # train_variant DIR BUDGET VARIANT
   local sets=() resume=()
   case $3 in
-    *-bi) sets=(--set "model.cell=\"${3%-bi}\"" --set model.bidirectional=true) ;;
-    *-uni) sets=(--set "model.cell=\"${3%-uni}\"" --set model.bidirectional=false) ;;
+    *-bi) sets=(--set "model.cell=\"${3%-bi}\"" --set model.bidirectional=true --set 'text.units="chars"') ;;
+    *-uni) sets=(--set "model.cell=\"${3%-uni}\"" --set model.bidirectional=false --set 'text.units="chars"') ;;
   esac
   [ "$2" = updates ] || sets+=(--set "train.max_train_seconds=$train_seconds" --set train.epochs=1000)
   [ -f "$1/last.pt" ] && resume=(--resume)

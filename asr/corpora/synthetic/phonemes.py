@@ -2,7 +2,8 @@
 
 espeak-ng's voice variants change voice quality and prosody, never phonemes, so the base
 voice's phoneme string (``espeak-ng -x``) is what every variant of that accent says. Phones
-are espeak-ng's own mnemonics (``t``, ``@2``, ``oU``, ``3:``) with stress marks dropped;
+are espeak-ng's own mnemonics (``t``, ``@2``, ``oU``, ``3:``) with stress marks and lone
+length marks dropped;
 espeak-ng joins some function words into one group ("on the" -> ``O2nD@2``), which the
 phone string keeps as it was spoken.
 """
@@ -17,6 +18,10 @@ from asr.corpora.synthetic.espeak import ESPEAK, ESPEAK_TIMEOUT, VOICES
 from asr.text import WORD_SEP
 
 STRESS = str.maketrans("", "", "',%=")  # primary, secondary, unstressed, stress-on-previous marks
+# A length mark standing alone (espeak-ng lengthens the sounds before a pause, "l_:_:"): no
+# phone of its own, and a model that learns it emits it through the pause after a word,
+# which then times the word to the pause's end.
+LENGTH_MARK = ":"
 SEPARATOR = "_"  # --sep: between the phones of a word
 US_ENGLISH = "en-us"  # the accent taken for voices of other engines
 
@@ -31,7 +36,7 @@ def phone_string(line: str) -> str:
     """One line of ``espeak-ng -x --sep=_`` as a phone string: ``D @2 | k a t``."""
     words = []
     for group in line.split():
-        phones = [p for p in (raw.translate(STRESS) for raw in group.split(SEPARATOR)) if p]
+        phones = [p for p in (raw.translate(STRESS) for raw in group.split(SEPARATOR)) if p and p != LENGTH_MARK]
         if phones:
             words.append(" ".join(phones))
     return f" {WORD_SEP} ".join(words)
