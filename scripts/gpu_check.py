@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader
 from asr import trainer
 from asr.beam import BeamSearchDecoder
 from asr.config import load_config
+from asr.units import TextConfig
 from asr.corpora.librispeech import read_librispeech
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate, speed_perturb, write_manifest
 from asr.decode import GreedyDecoder
@@ -281,7 +282,9 @@ def check_convergence(sizes: Sizes, device: torch.device, corpus: Path, work: Pa
         dev_utts = _corpus(corpus, "dev", Path(tmp), sizes.converge_utterances and max(2, sizes.converge_utterances // 6))
         write_manifest(train_utts, work / "train.jsonl")
         write_manifest(dev_utts, work / "dev.jsonl")
-        cfg = load_config(DEMO_CONFIG)
+        # In characters: the GPU check times and converges a model; the demo's phones need a
+        # lexicon its generator corpus has no use for.
+        cfg = dataclasses.replace(load_config(DEMO_CONFIG), text=TextConfig())
         if sizes.converge_model is not None:
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(sizes.converge_model, n_mels=cfg.features.n_mels))
         cfg = dataclasses.replace(

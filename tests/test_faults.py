@@ -298,7 +298,11 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(train_mani
     cfg = _train_config(train_manifest, epochs=3, checkpoint_every=10)
     # Dropout and SpecAugment on, as in the demo: both draw random numbers every step.
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.15),
-                              train=dataclasses.replace(cfg.train, spec_augment=True))
+                              train=dataclasses.replace(cfg.train, spec_augment=True, amp="off"))
+    # fp32: bf16 autocast (train.amp = "auto" on a CPU with native bf16) gave the resumed run
+    # other weights than this in-process reference (observed 2026-12-06; the killed run is its
+    # own process, with its own thread count, and oneDNN's bf16 LSTM is not bit-reproducible
+    # across them), while resuming itself restores the same state in either precision.
     reference = train(cfg, tmp_path / "reference", progress=False)
 
     conf = _config_file(tmp_path / "c.toml", cfg)

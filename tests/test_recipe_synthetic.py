@@ -34,7 +34,8 @@ def test_compare_models_gets_past_stage_3_with_run_sh_on_the_same_exp(tmp_path: 
     # run.sh's stages 1-2 are marked under DATA, where compare_models' own stage 2 is not theirs.
     assert "  === stage 2: prepare the test manifest" in out and "=== stage 2: short and long test sets" in out
     assert sorted(p.name for p in (data / ".done").iterdir()) == [
-        "corpus", "length-sets", "manifest-dev", "manifest-test", "manifest-test-indomain", "manifest-train"]
+        "corpus", "length-sets", "manifest-dev", "manifest-test", "manifest-test-engine", "manifest-test-indomain",
+        "manifest-train"]
     assert (data / ".done" / "corpus").read_text() == f"synth_args={SYNTH_ARGS}\n"
     assert not (exp / "updates" / ".done").exists()
     for name in SETS:

@@ -9,6 +9,7 @@ cause are a :class:`DownloadError` whose message is one line. What to download i
 
 from __future__ import annotations
 
+import copy
 import gzip
 import http.client
 import logging
@@ -297,6 +298,16 @@ def safe_extract(archive: Path, dest: Path) -> None:
     marker.touch()
 
 
+def _renamed(member: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    """A copy of ``member`` under another name; ``TarInfo.replace`` came only in Python 3.11.4
+    (Debian 12's python3 is 3.11.2)."""
+    if hasattr(member, "replace"):
+        return member.replace(name=name, deep=False)
+    renamed = copy.copy(member)
+    renamed.name = name
+    return renamed
+
+
 def _extraction_targets(dest: Path, members: list[tarfile.TarInfo]) -> dict[Path, list[tarfile.TarInfo]]:
     """Where each member goes: resolved ``dest``, or, for the members under a top folder that
     the user made a symbolic link to a folder (``DEST/LibriSpeech -> /big/disk/LibriSpeech``),
@@ -309,7 +320,7 @@ def _extraction_targets(dest: Path, members: list[tarfile.TarInfo]) -> dict[Path
         if link is not None and link.is_symlink() and link.is_dir():
             if len(parts) == 1:
                 continue  # the top folder itself: the link's target stands for it
-            groups.setdefault(link.resolve(), []).append(member.replace(name="/".join(parts[1:]), deep=False))
+            groups.setdefault(link.resolve(), []).append(_renamed(member, "/".join(parts[1:])))
         else:
             groups.setdefault(dest.resolve(), []).append(member)
     return groups
