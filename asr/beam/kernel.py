@@ -132,6 +132,39 @@ def _sort_desc(items: np.ndarray, n: int, keys: np.ndarray) -> None:
 
 
 @_jit
+def best_within(scores: np.ndarray, n: int, floor: float, width: int, heap: np.ndarray) -> int:
+    """Put the indices of the ``width`` best of ``scores[:n]`` that reach ``floor`` into
+    ``heap``, best first (a min-heap of the best so far, then sorted); return how many."""
+    n_heap = 0
+    for s in range(n):
+        score = scores[s]
+        if score < floor or score == _NEG_INF:
+            continue
+        if n_heap < width:
+            j = n_heap
+            n_heap += 1
+            while j > 0 and scores[heap[(j - 1) // 2]] > score:
+                heap[j] = heap[(j - 1) // 2]
+                j = (j - 1) // 2
+            heap[j] = s
+        elif score > scores[heap[0]]:
+            j = 0
+            while True:
+                child = 2 * j + 1
+                if child >= n_heap:
+                    break
+                if child + 1 < n_heap and scores[heap[child + 1]] < scores[heap[child]]:
+                    child += 1
+                if scores[heap[child]] >= score:
+                    break
+                heap[j] = heap[child]
+                j = child
+            heap[j] = s
+    _sort_desc(heap, n_heap, scores)
+    return n_heap
+
+
+@_jit
 def _ask(pending: np.ndarray, n_pending: int, state: int, key: int) -> int:
     """Add (state, key) to the LM requests unless already there; return their count."""
     for k in range(n_pending):
@@ -333,33 +366,7 @@ def _search(lp, n_frames, settings, nodes, node_lm, node_mark, node_slot, recs, 
         for s in range(n_c):
             c_score[s] = _logaddexp(c_pb[s], c_pnb[s]) + c_lm[s] + c_pen[s]
             best = max(best, c_score[s])
-        floor = best + beam_prune
-        n_heap = 0
-        for s in range(n_c):
-            score = c_score[s]
-            if score < floor or score == _NEG_INF:
-                continue
-            if n_heap < width:
-                j = n_heap
-                n_heap += 1
-                while j > 0 and c_score[heap[(j - 1) // 2]] > score:
-                    heap[j] = heap[(j - 1) // 2]
-                    j = (j - 1) // 2
-                heap[j] = s
-            elif score > c_score[heap[0]]:
-                j = 0
-                while True:
-                    child = 2 * j + 1
-                    if child >= n_heap:
-                        break
-                    if child + 1 < n_heap and c_score[heap[child + 1]] < c_score[heap[child]]:
-                        child += 1
-                    if c_score[heap[child]] >= score:
-                        break
-                    heap[j] = heap[child]
-                    j = child
-                heap[j] = s
-        _sort_desc(heap, n_heap, c_score)
+        n_heap = best_within(c_score, n_c, best + beam_prune, width, heap)
         for k in range(n_heap):
             s = heap[k]
             i = c_from[s]

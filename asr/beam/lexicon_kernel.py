@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from asr.beam.jit import _hash_slot, _jit
-from asr.beam.kernel import _logaddexp, _sort_desc
+from asr.beam.kernel import _logaddexp, best_within
 from asr.beam.ngram import LOG_10, lm_score
 
 _NEG_INF = -math.inf
@@ -240,33 +240,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
         for s in range(n_c):
             c_score[s] = _logaddexp(c_pb[s], c_pnb[s]) + hist_lm[c_h[s]] + lookahead[c_q[s]]
             best = max(best, c_score[s])
-        floor = best + beam_prune
-        n_heap = 0
-        for s in range(n_c):
-            score = c_score[s]
-            if score < floor or score == _NEG_INF:
-                continue
-            if n_heap < width:
-                j = n_heap
-                n_heap += 1
-                while j > 0 and c_score[heap[(j - 1) // 2]] > score:
-                    heap[j] = heap[(j - 1) // 2]
-                    j = (j - 1) // 2
-                heap[j] = s
-            elif score > c_score[heap[0]]:
-                j = 0
-                while True:
-                    child = 2 * j + 1
-                    if child >= n_heap:
-                        break
-                    if child + 1 < n_heap and c_score[heap[child + 1]] < c_score[heap[child]]:
-                        child += 1
-                    if c_score[heap[child]] >= score:
-                        break
-                    heap[j] = heap[child]
-                    j = child
-                heap[j] = s
-        _sort_desc(heap, n_heap, c_score)
+        n_heap = best_within(c_score, n_c, best + beam_prune, width, heap)
         for k in range(n_heap):
             s = heap[k]
             rec = beam_rec[c_from[s]]
