@@ -139,7 +139,8 @@ def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None 
         # so does a phone word without an LM: nothing else says where words end. espeak-ng's
         # phones join some words without one ("on the"), so with an LM, which weighs the
         # readings, the separator between phone words is optional (test WER 32.45% against
-        # 34.41% required; without an LM 63.81% required against 75.08%: docs/benchmarks.md).
+        # 34.41% required; without an LM 63.81% required against 75.08%; models of 5d563fd:
+        # docs/benchmarks.md).
         return LexiconBeamSearchDecoder(vocab, pronunciations(vocab, lm.words if vocab.spells_words else None),
                                         beam_width=config.beam_width, lm=lm, alpha=config.alpha, beta=config.beta,
                                         word_sep=word_separator(vocab),
