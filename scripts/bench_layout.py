@@ -56,7 +56,7 @@ def main() -> None:
         rate = audio * args.steps / (time.perf_counter() - start)
         rates[layout, amp] = max(rate, rates.get((layout, amp), 0.0))
     anchor = rates["split", False]
-    print(f"| layout | precision | audio-s/s | vs split fp32 |\n|---|---|---|---|")
+    print("| layout | precision | audio-s/s | vs split fp32 |\n|---|---|---|---|")
     for layout, amp in settings:
         print(f"| {layout} | {dtypes[amp]} | {rates[layout, amp]:.1f} | {rates[layout, amp] / anchor:.2f}x |")
 
