@@ -69,8 +69,10 @@ def read_lexicon(path: str | Path) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def lexicon_lines(entries: Iterable[tuple[str, tuple[str, ...]]]) -> list[str]:
-    """Unique ``WORD p1 p2 ...`` lines, sorted, as :func:`read_lexicon` reads them."""
-    return sorted({f"{word} {' '.join(phones)}" for word, phones in entries})
+    """``WORD p1 p2 ...`` lines, as :func:`read_lexicon` reads them: in the entries' order,
+    repeats dropped, since a word's first pronunciation is what training learns for rows
+    without phones (CMUdict lists the commonest first)."""
+    return list(dict.fromkeys(f"{word} {' '.join(phones)}" for word, phones in entries))
 
 
 def vocabulary_for(config: TextConfig) -> Vocabulary:
@@ -92,10 +94,7 @@ def vocabulary_for(config: TextConfig) -> Vocabulary:
         return pieces_vocabulary(model, str(path))
     entries = read_lexicon(config.lexicon)
     phones = sorted({p for _, pron in entries for p in pron})
-    # In the file's order, repeats dropped: a word's first pronunciation is what training
-    # learns for rows without phones (CMUdict lists the commonest first).
-    lines = dict.fromkeys(f"{word} {' '.join(pron)}" for word, pron in entries)
-    return Vocabulary((BLANK, WORD_SEP, *phones), "phones", lexicon=tuple(lines))
+    return Vocabulary((BLANK, WORD_SEP, *phones), "phones", lexicon=tuple(lexicon_lines(entries)))
 
 
 def pieces_vocabulary(model: bytes, source: str = "sentencepiece model") -> Vocabulary:

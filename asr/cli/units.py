@@ -80,6 +80,7 @@ def run_units_lexicon(args: argparse.Namespace) -> int:
         entries, note = _cmudict_entries(words)
     else:
         entries, note = _espeak_entries(words, args)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out) as f:
         f.write("\n".join(lexicon_lines(entries)) + "\n")
     print(f"wrote {args.out}: {len(entries)} pronunciations of {len({w for w, _ in entries})} words "
