@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from asr.decode import Hypothesis
+from asr.hypothesis import Hypothesis
 from asr.text import WORD_SEP, WORD_START, Vocabulary
 
 WORD_PAUSE_SECONDS = 0.5  # time between two letters that ends a word: longer than any pause inside one

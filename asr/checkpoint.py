@@ -4,12 +4,12 @@ One file holds the experiment configuration, the vocabulary, the model weights (
 feature normalisation statistics as buffers) and, for resuming, the optimizer, scheduler
 and training state. Everything is plain tensors, numbers, strings, lists and dicts, so it
 loads with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+:func:`load_model` rebuilds the model, and :func:`log_probs` runs it on audio.
 """
 
 from __future__ import annotations
 
-import errno
-import os
+import itertools
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -18,21 +18,36 @@ from typing import Any
 
 import torch
 
-from asr.config import ConfigError, ExperimentConfig
-from asr.errors import UserError
-from asr.inference import log_probs, model_device
-from asr.io import atomic_write
+from asr.config import ExperimentConfig
+from asr.errors import ConfigError, UserError
+from asr.features import FeatureConfig, log_mel
+from asr.io import WriteError, atomic_write
 from asr.model import AcousticModel
 from asr.text import Vocabulary
 
 FORMAT = "asr-checkpoint"
 FORMAT_VERSION = 1
 PARTIAL_PREFIX = "."  # a checkpoint being written is a hidden file beside its final name
-MIN_FREE_BYTES = 1 << 20  # a file system with less room than this after a failed write is full
 
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the reason."""
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` runs."""
+    # int8 layers hold their weights outside parameters(); the normalisation buffers stay.
+    return next(itertools.chain(model.parameters(), model.buffers())).device
+
+
+@torch.inference_mode()
+def log_probs(
+    model: AcousticModel, features: FeatureConfig, waves: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the model's device."""
+    device = model_device(model)
+    feats, feat_lengths = log_mel(waves.to(device), lengths.to(device), features)
+    return model(feats, feat_lengths)
 
 
 @dataclass
@@ -73,38 +88,13 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    reason = None
     try:
-        with atomic_write(path, "wb", PARTIAL_PREFIX) as f:
-            try:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            except (OSError, RuntimeError) as err:
-                reason = _write_failure(path.parent, err)  # asked while the partial file still fills the disk
-                raise
-    except (OSError, RuntimeError) as err:  # the partial file is gone; anything else propagates as it is
-        reason = reason or _write_failure(path.parent, err)  # the open or the rename failed
-        kept = "; the previous checkpoint there is intact" if path.exists() else ""
-        raise CheckpointError(f"{path}: cannot write checkpoint ({reason}){kept}") from None
-
-
-def _write_failure(folder: Path, err: OSError | RuntimeError) -> str:
-    """Why writing a checkpoint into ``folder`` failed, in the file system's words.
-
-    The payload is plain tensors and containers, so torch.save fails only in writing, and
-    its zip writer words that as a RuntimeError ("file write failed", "unexpected pos ...").
-    So the failure is matched by what it is (a full disk), not by torch's wording.
-    """
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        stats = None
-    if stats is not None and stats.f_bavail * stats.f_frsize < MIN_FREE_BYTES:
-        return os.strerror(errno.ENOSPC)
-    return _one_line(err)
+        with atomic_write(path, "wb", PARTIAL_PREFIX, what="checkpoint") as f:
+            torch.save(payload, f)
+    except WriteError as err:
+        raise CheckpointError(str(err)) from None
+    except RuntimeError as err:  # the payload is plain data: torch.save fails only in writing
+        raise CheckpointError(f"{path}: cannot write checkpoint ({_one_line(err)})") from None
 
 
 def remove_partial_checkpoints(folder: str | Path) -> list[Path]:

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from asr.bounds import above, at_least, between, check, one_of
-from asr.distributed import MULTI_GPU_RULES
-from asr.errors import UserError
+from asr.errors import ConfigError
 from asr.features import FeatureConfig, SpecAugmentConfig
 from asr.model import ModelConfig
 from asr.units import TextConfig
+
+# How training on N devices adapts the one-device settings (asr.distributed explains each).
+MULTI_GPU_RULES = ("keep-batch", "scale-lr")
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,6 @@ class ExperimentConfig:
             return cls(**built)
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration file or value that cannot be used."""
 
 
 def _build(kind: type, values: dict[str, Any], where: str) -> Any:

@@ -67,7 +67,7 @@ def write_manifest(utterances: Iterable[Utterance], path: str | Path) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with atomic_write(path) as f:
+    with atomic_write(path, what="manifest") as f:
         for utt in utterances:
             f.write(utt.to_json() + "\n")
             count += 1

@@ -1,63 +1,24 @@
 """Decoders: turn CTC log-probabilities into text.
 
-Every decoder satisfies :class:`Decoder`: ``decoder(log_probs, lengths) -> list[Hypothesis]``,
-with ``log_probs`` of shape (B, T, V) (log-softmax over V tokens, blank = 0) and ``lengths``
-of shape (B,), returning one best :class:`Hypothesis` per utterance. This module holds what
-they share and the greedy decoder; beam search lives in :mod:`asr.beam`, imported only when
+Every decoder satisfies :class:`asr.hypothesis.Decoder`: ``decoder(log_probs, lengths) ->
+list[Hypothesis]``, with ``log_probs`` of shape (B, T, V) (log-softmax over V tokens, blank =
+0) and ``lengths`` of shape (B,), returning one best :class:`asr.hypothesis.Hypothesis` per
+utterance. This module holds the decoding settings, :func:`build_decoder` and the greedy
+decoder; beam search lives in :mod:`asr.beam`, imported only when
 :func:`build_decoder` builds one, so that greedy decoding never loads numba or KenLM.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
 
 import torch
 
-from asr.config import ConfigError
-from asr.lm import NGramLM
+from asr.errors import ConfigError
+from asr.hypothesis import Decoder, Hypothesis
+from asr.lm.load import NGramLM
 from asr.text import SPACE, WORD_SEP, Vocabulary
 from asr.units import pronunciations
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One decoded utterance.
-
-    ``tokens`` are vocabulary ids with blanks and repeats removed; ``frames[i]`` is the
-    output frame at which ``tokens[i]`` was first emitted; ``score`` is the decoder's total
-    log score (acoustic log-probability, plus the weighted LM score and word bonus when a
-    language model is used).
-    """
-
-    text: str
-    tokens: tuple[int, ...] = ()
-    frames: tuple[int, ...] = ()
-    score: float = 0.0
-    extras: dict = field(default_factory=dict, compare=False)
-
-
-@runtime_checkable
-class Decoder(Protocol):
-    """The interface every decoder has (:class:`GreedyDecoder`,
-    :class:`asr.beam.BeamSearchDecoder`), and all that evaluation and transcription use."""
-
-    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        """One best hypothesis per utterance.
-
-        log_probs: (B, T, V) log-softmax over the vocabulary, blank = 0, any device.
-        lengths: (B,) valid frames of each utterance; frames past them are ignored.
-        """
-        ...
-
-
-class WeightedDecoder(Decoder, Protocol):
-    """A beam search fused with an LM (:class:`asr.beam.BeamSearchDecoder`,
-    :class:`asr.beam.lexicon.LexiconBeamSearchDecoder`), whose weights a sweep changes."""
-
-    def with_weights(self, alpha: float, beta: float) -> WeightedDecoder:
-        """A copy with LM weight ``alpha`` and word bonus ``beta``, sharing what it can."""
-        ...
 
 
 class GreedyDecoder:
@@ -114,7 +75,7 @@ def build_decoder(vocab: Vocabulary, config: DecodingConfig, lm: NGramLM | None 
     """A decoder for ``config``: :class:`GreedyDecoder` or :class:`asr.beam.BeamSearchDecoder`.
 
     ``lm`` is an already loaded LM to use instead of loading ``config.lm``. Raises
-    :class:`asr.config.ConfigError` for inconsistent options and :class:`asr.lm.LMError`
+    :class:`asr.errors.ConfigError` for inconsistent options and :class:`asr.lm.load.LMError`
     for an LM that is missing, malformed or written in characters the model cannot emit.
     """
     if config.decoder not in DECODERS:

@@ -34,7 +34,6 @@ import torch.distributed as dist
 if TYPE_CHECKING:
     from asr.config import TrainConfig
 
-MULTI_GPU_RULES = ("keep-batch", "scale-lr")
 _RANK_SEED_STRIDE = 1_000_003  # a prime: rank seeds never collide with another run's seed + small offsets
 
 

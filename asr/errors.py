@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class UserError(Exception):
     """A mistake the user can fix; its message names the thing and what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration file or value that cannot be used."""

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from asr.data import BucketBatchSampler, SpeechDataset, Utterance, collate
-from asr.decode import Decoder, Hypothesis
+from asr.hypothesis import Decoder, Hypothesis
 from asr.inference import Recognizer
+from asr.io import write_text_atomic
 from asr.metrics import ErrorCounts, corpus_errors
 from asr.progress import progress as progress_bar
 
@@ -165,21 +166,18 @@ def write_reports(result: EvalResult, out_dir: str | Path, speakers: list[str] |
     written = []
     for name, lines in files.items():
         path = out / name
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        write_text_atomic(path, "".join(line + "\n" for line in lines))
         written.append(path)
     errors = out / "errors.txt"
-    with errors.open("w", encoding="utf-8") as f:
-        for i, r, h in zip(result.ids, result.references, result.hypotheses):
-            if r != h:
-                f.write(f"{i}\n  REF: {r}\n  HYP: {h}\n")
+    write_text_atomic(errors, "".join(f"{i}\n  REF: {r}\n  HYP: {h}\n"
+                                      for i, r, h in zip(result.ids, result.references, result.hypotheses) if r != h))
     if result.skipped:
-        (out / "skipped.txt").write_text("".join(f"{i} {reason}\n" for i, reason in result.skipped.items()),
-                                         encoding="utf-8")
+        write_text_atomic(out / "skipped.txt", "".join(f"{i} {reason}\n" for i, reason in result.skipped.items()))
         written.append(out / "skipped.txt")
     else:
         (out / "skipped.txt").unlink(missing_ok=True)  # from an earlier run
     summary = out / "wer.json"
-    summary.write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(summary, json.dumps(result.summary(), indent=2) + "\n")
     return written + [errors, summary]
 
 

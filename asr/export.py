@@ -18,9 +18,13 @@ an optional extra: ``pip install 'asr[onnx]'``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
+import logging
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,11 +33,13 @@ from torch import nn
 from asr.checkpoint import LoadedModel, units_entry, vocabulary_from
 from asr.config import ExperimentConfig
 from asr.errors import UserError
+from asr.io import atomic_path
 from asr.features import log_mel
 from asr.model import AcousticModel
 from asr.text import Vocabulary
 
 OPSET = 17
+MIN_OPSET, MAX_OPSET = 7, 20  # what torch's TorchScript exporter writes
 INPUTS = ("features", "lengths")
 OUTPUTS = ("log_probs", "out_lengths")
 INSTALL_HINT = "pip install 'asr[onnx]' (or: pip install onnx onnxruntime)"
@@ -80,11 +86,48 @@ class _Exportable(nn.Module):
         return self.model(padded, lengths)
 
 
-def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -> Path:
-    """Write ``loaded``'s acoustic model as an ONNX file with dynamic batch and time axes."""
+class ExportError(UserError, ValueError):
+    """An export that cannot be made as asked (an opset torch does not write) or came out wrong."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What :func:`export_onnx` wrote and how closely ONNX Runtime matches PyTorch on it."""
+
+    path: Path
+    float32_difference: float | None  # max |log-prob| difference of the float32 graph; None: not checked
+    int8_difference: float | None = None  # the same for the int8 graph, when one was asked for
+
+
+def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET, int8: bool = False) -> Exported:
+    """Write ``loaded``'s acoustic model as an ONNX file with dynamic batch and time axes,
+    whole or not at all: the graph is exported, checked against PyTorch (when onnxruntime is
+    installed) and, with ``int8``, quantised, all in a temporary file beside ``out_path``
+    that replaces it only at the end. A model already at ``out_path`` stays as it was when
+    anything fails. Raises :class:`ExportError` for an opset out of range or a graph that
+    does not match PyTorch."""
     onnx = _require("onnx")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset {opset}: torch's exporter writes opsets {MIN_OPSET} to {MAX_OPSET}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_path, what="ONNX model") as partial:
+        _export_graph(loaded, partial, opset)
+        _set_metadata(onnx, partial, {"asr_vocab": list(loaded.vocab.tokens), "asr_config": loaded.config.to_dict(),
+                                      **_units_metadata(loaded.vocab)})
+        try:
+            difference = _checked_difference(loaded, partial, out_path, "")
+        except OnnxDependencyError:
+            if int8:
+                raise
+            return Exported(out_path, None)
+        if not int8:
+            return Exported(out_path, difference)
+        quantize_onnx_int8(partial, partial)
+        return Exported(out_path, difference, _checked_difference(loaded, partial, out_path, "int8 ", limit=math.inf))
+
+
+def _export_graph(loaded: LoadedModel, path: Path, opset: int) -> None:
     wrapper = _Exportable(loaded.model)
     example = (torch.randn(2, 50, loaded.config.model.n_mels), torch.tensor([50, 31]))
     with warnings.catch_warnings(), torch.no_grad():
@@ -93,14 +136,21 @@ def export_onnx(loaded: LoadedModel, out_path: str | Path, opset: int = OPSET) -
         # example's; the TorchScript exporter gives exact results at every shape.
         warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning, UserWarning))
         torch.onnx.export(
-            wrapper, example, str(out_path), dynamo=False, opset_version=opset,
+            wrapper, example, str(path), dynamo=False, opset_version=opset,
             input_names=list(INPUTS), output_names=list(OUTPUTS),
             dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                           "log_probs": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}},
         )
-    _set_metadata(onnx, out_path, {"asr_vocab": list(loaded.vocab.tokens), "asr_config": loaded.config.to_dict(),
-                                   **_units_metadata(loaded.vocab)})
-    return out_path
+
+
+def _checked_difference(loaded: LoadedModel, path: Path, out_path: Path, kind: str, limit: float = 1e-3) -> float:
+    """ONNX Runtime's largest log-probability difference from PyTorch on the graph at ``path``;
+    an :class:`ExportError` past ``limit`` (a wrong export is never left at ``out_path``)."""
+    difference = max_difference(loaded, OnnxModel(path))
+    if difference > limit:
+        raise ExportError(f"{out_path}: the {kind}ONNX graph differs from PyTorch by {difference:.2g} in "
+                          "log-probability; the export is wrong, please report it (nothing was written)")
+    return difference
 
 
 def _units_metadata(vocab: Vocabulary) -> dict:
@@ -122,6 +172,19 @@ def _set_metadata(onnx, path: Path, values: dict) -> None:
     onnx.save(graph, str(path))
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """ONNX Runtime's quantiser reports on the root logger (``WARNING:root:...`` lines about
+    its own pre-processing); they say nothing a user can act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_onnx_int8(float_path: str | Path, out_path: str | Path) -> Path:
     """Write an int8 copy of an exported model: ONNX Runtime's dynamic quantisation (int8
     weights of its MatMul, Gemm and LSTM/GRU nodes, activations quantised per run), with the
@@ -133,7 +196,7 @@ def quantize_onnx_int8(float_path: str | Path, out_path: str | Path) -> Path:
     float_path, out_path = Path(float_path), Path(out_path)
     metadata = {p.key: json.loads(p.value) for p in onnx.load(str(float_path)).metadata_props
                 if p.key in ("asr_vocab", "asr_config", "asr_units")}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         quantize_dynamic(str(float_path), str(out_path), weight_type=QuantType.QInt8)
     _set_metadata(onnx, out_path, {**metadata, "asr_compute_type": "int8"})

@@ -139,7 +139,7 @@ def write_outputs(transcript: Transcript, base: str | Path, formats: tuple[str, 
     for fmt in formats:
         path = Path(f"{base}.{fmt}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as f:
+        with atomic_write(path, what="transcript") as f:
             f.write(render(transcript, fmt))
         written.append(path)
     return written

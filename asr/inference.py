@@ -1,10 +1,9 @@
-"""Running a trained model: device choice, the :class:`Recognizer` interface, audio batches
-to log-probabilities."""
+"""Running a trained model: the :class:`Recognizer` interface, device choice, int8, and
+:func:`load_recognizer`, which opens a checkpoint or an exported ONNX model."""
 
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import warnings
 from pathlib import Path
@@ -13,9 +12,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from asr.checkpoint import load_model
 from asr.config import ExperimentConfig
 from asr.errors import UserError
-from asr.features import FeatureConfig, log_mel
 from asr.model import AcousticModel
 from asr.text import Vocabulary
 
@@ -69,7 +68,7 @@ def pad_waves(waves: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.nn.utils.rnn.pad_sequence(waves, batch_first=True), lengths
 
 
-COMPUTE_TYPES = ("float32", "int8")
+COMPUTE_TYPES = ("auto", "float32", "int8")
 # The layers dynamic int8 quantisation replaces (torch.ao): their weights are stored as int8
 # and each batch's activations are quantised on the fly. nn.RNN (the tanh cell), the
 # convolutions, LayerNorms and attention's own matrix products stay float32.
@@ -92,11 +91,12 @@ def quantize_int8(model: AcousticModel) -> AcousticModel:
 ONEDNN_CACHE_VARIABLE, ONEDNN_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16"
 
 
-def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = "float32") -> Recognizer:
+def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = "auto") -> Recognizer:
     """A checkpoint (``.pt``) on ``device``, or a model from ``asr export`` (``.onnx``), which
     runs on the CPU. ``compute_type = "int8"`` runs a checkpoint's linear and recurrent layers
     in dynamic int8 on the CPU; an ONNX model runs as it was exported (``asr export
-    --compute-type int8`` quantises one)."""
+    --compute-type int8`` quantises one), and a compute type that names the other one is a
+    :class:`DeviceError`. ``"auto"``: float32 for a checkpoint, as exported for ONNX."""
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(f"compute type {compute_type!r}: choose one of {', '.join(COMPUTE_TYPES)}")
     os.environ.setdefault(ONEDNN_CACHE_VARIABLE, ONEDNN_CACHE)  # read when oneDNN first runs
@@ -109,9 +109,10 @@ def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = 
         if compute_type == "int8" and not model.int8:
             raise DeviceError(f"{path} holds float32 weights: make an int8 model with asr export --compute-type int8, "
                               "or run this one with --compute-type float32")
+        if compute_type == "float32" and model.int8:
+            raise DeviceError(f"{path} holds int8 weights: export the checkpoint again without --compute-type int8 "
+                              "for float32, or run this one with --compute-type int8")
         return model
-    from asr.checkpoint import load_model  # the checkpoint module builds on this one
-
     if compute_type == "int8":
         if device not in ("auto", "cpu"):
             raise DeviceError(f"int8 runs on the CPU; use the cpu device, or --compute-type float32 on {device}")
@@ -119,18 +120,3 @@ def load_recognizer(path: str | Path, device: str = "auto", compute_type: str = 
         loaded.model = quantize_int8(loaded.model)
         return loaded
     return load_model(path, resolve_device(device))
-
-
-def model_device(model: nn.Module) -> torch.device:
-    # int8 layers hold their weights outside parameters(); the normalisation buffers stay.
-    return next(itertools.chain(model.parameters(), model.buffers())).device
-
-
-@torch.inference_mode()
-def log_probs(
-    model: AcousticModel, features: FeatureConfig, waves: torch.Tensor, lengths: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """waves (B, N), lengths (B,) -> CTC log-probabilities (B, T', V) and lengths (B,), on the model's device."""
-    device = model_device(model)
-    feats, feat_lengths = log_mel(waves.to(device), lengths.to(device), features)
-    return model(feats, feat_lengths)

@@ -1,4 +1,4 @@
-"""Training: CTC on log-mel features, AdamW with warm-up and cosine decay, AMP on CUDA.
+"""Training: CTC on log-mel features, AdamW with warm-up and cosine decay, mixed precision.
 
 Read top to bottom: :func:`train` sets up (data, model, normalisation statistics,
 optimizer) and runs the epochs; :func:`train_one_epoch` takes the steps and logs them,
@@ -30,6 +30,7 @@ from asr.decode import GreedyDecoder
 from asr.distributed import WorldSchedule, init_distributed, rank_seed, world_schedule
 from asr.evaluate import decode_utterances, score
 from asr.inference import resolve_device
+from asr.io import write_text_atomic
 from asr.model import AcousticModel
 from asr.progress import progress as progress_bar
 from asr.text import Vocabulary
@@ -97,22 +98,20 @@ def train(
         if rank:  # dropout and SpecAugment draw their own masks on each rank
             torch.manual_seed(rank_seed(cfg.train.seed, rank, state.step))
         if main_process:
-            (exp_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            write_text_atomic(exp_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
             log.open_board(state.step)
         if world > 1:  # DDP starts every rank from rank 0's weights and buffers: wrap them once they are final
             trainer.ddp_model = torch.nn.parallel.DistributedDataParallel(
                 trainer.model, device_ids=[compute_device.index] if compute_device.type == "cuda" else None
             )
 
+        job = TrainingJob(trainer, data, cfg, run, vocab, log, exp_dir / "last.pt", steps_per_epoch, progress)
         # Every rank resumed from the same last.pt, so all agree whether its budget is used up.
         out_of_time = bool(cfg.train.max_train_seconds) and state.train_seconds >= cfg.train.max_train_seconds
         for epoch in range(state.epoch, cfg.train.epochs):
             if out_of_time:
                 break
-            out_of_time = train_one_epoch(
-                epoch, trainer, state, data, cfg=cfg, run=run, vocab=vocab, log=log, last_path=exp_dir / "last.pt",
-                steps_per_epoch=steps_per_epoch, show_progress=progress,
-            )
+            out_of_time = train_one_epoch(epoch, state, job)
             # Dev scoring and checkpoints happen on rank 0; other ranks wait at the barrier.
             if main_process:
                 end_of_epoch(trainer, state, data.dev_utterances, cfg, vocab, log, exp_dir)
@@ -232,14 +231,26 @@ def save_last(path: Path, trainer: Trainer, cfg: ExperimentConfig, vocab: Vocabu
     )
 
 
-def train_one_epoch(
-    epoch: int, trainer: Trainer, state: TrainingState, data: TrainingData, *, cfg: ExperimentConfig,
-    run: WorldSchedule, vocab: Vocabulary, log: TrainingLog, last_path: Path, steps_per_epoch: int,
-    show_progress: bool,
-) -> bool:
+@dataclass(frozen=True)
+class TrainingJob:
+    """What every epoch of one training run works with; :func:`train` builds it once."""
+
+    trainer: Trainer
+    data: TrainingData
+    cfg: ExperimentConfig
+    run: WorldSchedule  # what this rank uses in place of the config's one-device settings
+    vocab: Vocabulary
+    log: TrainingLog
+    last_path: Path  # the resumable checkpoint, written mid-epoch every train.checkpoint_every steps
+    steps_per_epoch: int
+    show_progress: bool
+
+
+def train_one_epoch(epoch: int, state: TrainingState, job: TrainingJob) -> bool:
     """Epoch ``epoch`` (from 0), or what a resumed run has left of it: this rank's batches, an
-    optimizer step every ``run.grad_accum`` of them, train rows and mid-epoch checkpoints.
+    optimizer step every ``job.run.grad_accum`` of them, train rows and mid-epoch checkpoints.
     Whether the run's time budget is used up (then the epoch may have stopped early)."""
+    trainer, data, cfg, run, vocab, log = job.trainer, job.data, job.cfg, job.run, job.vocab, job.log
     main_process = trainer.rank == 0
     data.sampler.set_epoch(epoch)
     skip = state.epoch_batches  # batches this epoch already did before a resume
@@ -247,8 +258,8 @@ def train_one_epoch(
     epoch_length = len(data.sampler)  # batches, the skipped ones included
     trainer.model.train()
     bar = progress_bar(
-        total=steps_per_epoch, initial=skip // run.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-        unit="step", disable=not (show_progress and main_process),
+        total=job.steps_per_epoch, initial=skip // run.grad_accum, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+        unit="step", disable=not (job.show_progress and main_process),
     )
     started = time.perf_counter()
     window = LogWindow.open(trainer.device, started)
@@ -257,7 +268,7 @@ def train_one_epoch(
     readable = 0
     out_of_time = stopped_within = False
     for index, batch in enumerate(data.loader, start=skip):
-        _note_unreadable(batch.failed, data.unreadable, main_process)
+        data.note_unreadable(batch.failed, main_process)
         # Audio seconds are read on the host, before the batch is copied, so the log never waits for the device.
         audio = batch.audio_seconds * run.world_size
         batches += 1
@@ -282,7 +293,7 @@ def train_one_epoch(
             state.train_seconds += time.perf_counter() - started
             started = time.perf_counter()
             if main_process:
-                save_last(last_path, trainer, cfg, vocab, state)
+                save_last(job.last_path, trainer, cfg, vocab, state)
             if run.world_size > 1:
                 dist.barrier()
         if state.step % cfg.train.log_every == 0 or index + 1 == epoch_length or out_of_time:
@@ -298,7 +309,7 @@ def train_one_epoch(
             break
     bar.close()
     if batches:
-        _check_some_readable(readable, epoch, data.unreadable, trainer.device, run.world_size)
+        data.check_some_readable(readable, epoch, trainer.device, run.world_size)
     state.train_seconds += time.perf_counter() - started
     if not stopped_within:  # else last.pt resumes within the epoch, as from a mid-epoch save
         state.epoch = epoch + 1
@@ -319,25 +330,6 @@ def _budget_used(trainer: Trainer, state: TrainingState, started: float, world: 
         state.warmup_seconds = budget.elapsed
     budget.warmup_end = state.warmup_seconds
     return budget.elapsed >= budget.seconds
-
-
-def _note_unreadable(failed: list[tuple[int, str]], unreadable: dict[int, str], main_process: bool) -> None:
-    """Record the utterances of a batch whose audio could not be read; warn once about each."""
-    for utterance, error in failed:
-        if utterance not in unreadable and main_process:
-            print(f"asr: warning: {error}; utterance left out of training", file=sys.stderr, flush=True)
-        unreadable[utterance] = error
-
-
-def _check_some_readable(readable: int, epoch: int, unreadable: dict[int, str], device: torch.device,
-                         world: int) -> None:
-    """Stop a run none of whose ranks could read a single utterance of epoch ``epoch``."""
-    counts = torch.tensor([readable], device=device)  # NCCL reduces only GPU tensors
-    if world > 1:
-        dist.all_reduce(counts)
-    if not counts.item():
-        raise TrainingError(f"no training utterance could be read in epoch {epoch + 1} ({len(unreadable)} "
-                            "failed, listed above); check the training manifests with asr validate")
 
 
 def end_of_epoch(trainer: Trainer, state: TrainingState, dev_utts: list[Utterance], cfg: ExperimentConfig,

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from asr.audio import AudioError, check_audio_file
@@ -37,6 +38,22 @@ class TrainingData:
     sampler: BucketBatchSampler
     loader: DataLoader
     unreadable: dict[int, str] = field(default_factory=dict)  # training utterances whose audio failed, and why
+
+    def note_unreadable(self, failed: list[tuple[int, str]], main_process: bool) -> None:
+        """Record the utterances of a batch whose audio could not be read; warn once about each."""
+        for utterance, error in failed:
+            if utterance not in self.unreadable and main_process:
+                print(f"asr: warning: {error}; utterance left out of training", file=sys.stderr, flush=True)
+            self.unreadable[utterance] = error
+
+    def check_some_readable(self, readable: int, epoch: int, device: torch.device, world: int) -> None:
+        """Stop a run none of whose ranks could read a single utterance of epoch ``epoch``."""
+        counts = torch.tensor([readable], device=device)  # NCCL reduces only GPU tensors
+        if world > 1:
+            dist.all_reduce(counts)
+        if not counts.item():
+            raise TrainingError(f"no training utterance could be read in epoch {epoch + 1} ({len(self.unreadable)} "
+                                "failed, listed above); check the training manifests with asr validate")
 
 
 def ctc_frames_needed(text: str | list[int]) -> int:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from asr.io import write_text_atomic
+
 
 class TrainingLog:
     """The metrics rows of a run, appended to ``metrics.jsonl`` and given to TensorBoard.
@@ -54,7 +56,7 @@ class TrainingLog:
             except (ValueError, KeyError, TypeError):
                 pass
         if len(kept) != len(lines):
-            self.path.write_text("".join(line + "\n" for line in kept))
+            write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def open_board(self, start_step: int) -> None:
         """Start the TensorBoard events of a run that continues after optimizer step ``start_step``."""

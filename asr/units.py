@@ -133,7 +133,7 @@ def train_sentencepiece(texts: Iterable[str], size: int, out: str | Path, model_
             raise UnitsError(f"cannot train {size} word pieces on this text ({' '.join(str(err).split())[:160]})") from None
         model = (Path(str(prefix) + ".model")).read_bytes()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "wb") as f:
+    with atomic_write(out, "wb", what="sentencepiece model") as f:
         f.write(model)
     return out
 

@@ -114,7 +114,7 @@ def asr_greedy(ctx: dict) -> Decode:
 
 def asr_beam(ctx: dict, with_lm: bool = False) -> Decode:
     from asr.beam import BeamSearchDecoder
-    from asr.lm import NGramLM
+    from asr.lm.load import NGramLM
 
     lm = NGramLM(ctx["lm"]) if with_lm else None
     decoder = BeamSearchDecoder(ctx["vocab"], beam_width=ctx["beam_width"], lm=lm, alpha=ctx["alpha"],
@@ -179,7 +179,7 @@ def flashlight_lexicon(ctx: dict) -> Decode:
     )
     from flashlight.lib.text.dictionary import Dictionary
 
-    from asr.lm import NGramLM
+    from asr.lm.load import NGramLM
 
     vocab = ctx["vocab"]
     ngram = NGramLM(ctx["lm"])
@@ -218,7 +218,7 @@ def asr_lexicon(ctx: dict, sep_required: bool = True) -> Decode:
     flashlight's lexicon spells each word with a trailing space; without, words may also
     follow each other directly. alpha is per natural-log unit, as asr's beam."""
     from asr.beam import LexiconBeamSearchDecoder
-    from asr.lm import NGramLM
+    from asr.lm.load import NGramLM
 
     vocab = ctx["vocab"]
     lm = NGramLM(ctx["lm"])
@@ -235,7 +235,7 @@ def _flashlight_word_lm(ctx: dict):
     provisional penalty while a partial word is no prefix of an LM word (as asr)."""
     from flashlight.lib.text.decoder import LM, LMState
 
-    from asr.lm import NGramLM
+    from asr.lm.load import NGramLM
 
     ngram = NGramLM(ctx["lm"])
     vocab, alpha, beta = ctx["vocab"], ctx["alpha"], ctx["beta"]
@@ -307,7 +307,7 @@ def save_log_probs(args: argparse.Namespace) -> Path:
     from asr.checkpoint import load_model
     from asr.data import read_manifest
     from asr.inference import resolve_device
-    from asr.tune import model_log_probs
+    from asr.lm.tune import model_log_probs
 
     loaded = load_model(args.model, resolve_device(args.device))
     utterances = read_manifest(args.manifest)
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from asr.text import Vocabulary
-    from asr.tuned import decoding_config
+    from asr.lm.weights_file import decoding_config
 
     path = save_log_probs(args) if args.model else Path(args.logprobs)
     if args.only_save:

@@ -5,7 +5,7 @@
 
 The stream: the general-English test set's utterances (``--manifest``), in order, joined
 ``--gap`` seconds apart under one pink noise 25 dB below the speech
-(:func:`asr.recordings.continuous_recording`), until it is ``--minutes`` long.
+(:func:`asr.corpora.synthetic.recordings.continuous_recording`), until it is ``--minutes`` long.
 
 The harness knows where each utterance's sound ends (its last frame within 40 dB of its
 loudest), and times every other word by ``asr transcribe``'s alignment of the same stream
@@ -47,7 +47,7 @@ from asr.decode import GreedyDecoder
 from asr.inference import load_recognizer
 from asr.listen import Listener, ListenOptions
 from asr.metrics import word_errors
-from asr.recordings import continuous_recording, sound_span
+from asr.corpora.synthetic.recordings import continuous_recording, sound_span
 from asr.transcribe import transcribe_files
 
 BLOCK_SECONDS = 0.1

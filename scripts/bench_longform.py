@@ -7,13 +7,13 @@ These figures move from one trained model to the next, so they are reported here
 than asserted in tests (tests/test_transcribe.py checks what holds for any model).
 
 1. Word timing. Ten words spoken one at a time by espeak-ng, 0.3-0.7 s apart (the test's
-   recording, :func:`asr.recordings.spoken_words`), over ``--timing-seeds`` seeds of the
+   recording, :func:`asr.corpora.synthetic.recordings.spoken_words`), over ``--timing-seeds`` seeds of the
    pauses and three speaking rates. Anchor: each word's own sound (40 dB trim). Reported: the
    error of every recognised word's start and end (words assigned by their centre), mean,
    95th percentile and largest, against the 100 ms goal; and what the test bounds: how far
    any word reaches past its sound, and the edge error of the words spelled right.
 2. Long audio. ``--minutes`` (default 10) of one recording: clean synthetic utterances 0.3 s
-   apart under one pink noise 25 dB below the speech (:func:`asr.recordings.continuous_recording`).
+   apart under one pink noise 25 dB below the speech (:func:`asr.corpora.synthetic.recordings.continuous_recording`).
    Anchor: the same samples cut at the known utterance boundaries and transcribed one by
    one. Reported: WER of each against the references, and of the long file against the
    one-by-one text.
@@ -34,7 +34,7 @@ from asr.audio import SAMPLE_RATE
 from asr.checkpoint import load_model
 from asr.decode import GreedyDecoder
 from asr.metrics import word_errors
-from asr.recordings import clean_utterances, continuous_recording, spoken_words
+from asr.corpora.synthetic.recordings import clean_utterances, continuous_recording, spoken_words
 from asr.transcribe import transcribe_files
 
 WORDS = "PEOPLE OFTEN WALK TO SCHOOL WHEN THE WEATHER IS GOOD".split()

@@ -70,7 +70,7 @@ pip_install "asr[$EXTRAS]" -e ".[$EXTRAS]"
 # KenLM's build_binary (asr lm binary) is in no package, PyPI's or Debian's: it compiles from
 # the kenlm source package in about 20 s.
 if [[ ",$EXTRAS," == *,lm,* ]] \
-    && ! "$PYTHON" -c 'from asr.lm import find_build_binary; find_build_binary()' >/dev/null 2>&1; then
+    && ! "$PYTHON" -c 'from asr.lm.build import find_build_binary; find_build_binary()' >/dev/null 2>&1; then
   PYTHON=$PYTHON bash scripts/build_kenlm.sh >>"$log" 2>&1 \
     || echo "setup: could not build KenLM's build_binary (network: the kenlm source package on PyPI; log: $log);" \
             "asr lm binary will not work (the ARPA LMs do)" >&2

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from asr.align import align_words
-from asr.decode import GreedyDecoder, Hypothesis
+from asr.decode import GreedyDecoder
+from asr.hypothesis import Hypothesis
 from asr.text import Vocabulary
 
 VOCAB = Vocabulary()

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from asr.beam import BeamSearchDecoder, kernel, tables
-from asr.decode import GreedyDecoder, Hypothesis
-from asr.lm import NGramLM
+from asr.decode import GreedyDecoder
+from asr.hypothesis import Hypothesis
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 TINY = Vocabulary(("<blank>", " ", "A", "B"))

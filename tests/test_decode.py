@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from asr.decode import Decoder, DecodingConfig, GreedyDecoder, build_decoder
+from asr.decode import DecodingConfig, GreedyDecoder, build_decoder
+from asr.hypothesis import Decoder
 from asr.text import Vocabulary
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from asr.checkpoint import load_model, save_checkpoint
-from asr.config import ConfigError, ExperimentConfig, load_config
+from asr.config import ExperimentConfig, load_config
+from asr.errors import ConfigError
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary

@@ -26,7 +26,8 @@ import torch
 from asr.audio import AudioError, load_audio, stream_audio
 from asr.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from asr.cli import main
-from asr.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig, load_config
+from asr.config import DataConfig, ExperimentConfig, TrainConfig, load_config
+from asr.errors import ConfigError
 from asr.corpora.download import DownloadError, download_file, read_md5sum_file, safe_extract
 from asr.corpora.librispeech import read_librispeech
 from asr.data import ManifestError, read_manifest

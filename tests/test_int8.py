@@ -92,7 +92,7 @@ def test_int8_onnx_export_is_smaller_marked_and_runs(tmp_path: Path, capsys) -> 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_trained_model_int8_transcripts_agree_with_float32(trained_model: Path, tmp_path: Path, capsys) -> None:
-    from asr.recordings import clean_utterances
+    from asr.corpora.synthetic.recordings import clean_utterances
 
     utterances = clean_utterances(tmp_path / "corpus", count=40, speakers=4)
     manifest = tmp_path / "m.jsonl"

@@ -12,7 +12,7 @@ from test_beam import collapse, random_log_probs
 from test_lm import needs_kenlm, write_arpa
 
 from asr.beam import LexiconBeamSearchDecoder
-from asr.lm import NGramLM
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 TINY = Vocabulary(("<blank>", " ", "A", "B"))  # units: blank 0, separator 1, A 2, B 3

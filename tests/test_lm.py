@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr import lm as lm_module
+from asr.lm import build as lm_build
+from asr.lm import load as lm_load
 from asr.beam import BeamSearchDecoder
-from asr.lm import LMDependencyError, LMError, NGramLM, build_arpa
+from asr.lm.build import build_arpa
+from asr.lm.load import LMDependencyError, LMError, NGramLM
 from asr.text import Vocabulary
 from test_beam import EXACT, TINY, labeling_log_probs, random_log_probs
 
@@ -160,7 +162,7 @@ def test_missing_kenlm_says_how_to_install(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_missing_irstlm_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lm_module, "_IRSTLM_HOMES", ())
+    monkeypatch.setattr(lm_build, "_IRSTLM_HOMES", ())
     monkeypatch.setenv("IRSTLM", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     (tmp_path / "text.txt").write_text("A B\n")
@@ -170,7 +172,7 @@ def test_missing_irstlm_says_how_to_install(tmp_path: Path, monkeypatch: pytest.
 
 def _has_irstlm() -> bool:
     try:
-        lm_module._irstlm_home()
+        lm_build._irstlm_home()
     except LMDependencyError:
         return False
     return True
@@ -189,7 +191,7 @@ def test_build_arpa_with_irstlm(tmp_path: Path, smoothing: str) -> None:
     out = build_arpa(text, 3, tmp_path / "lm" / "lm.arpa", smoothing=smoothing)
     assert out == tmp_path / "lm" / "lm.arpa"
     assert out.read_text().lstrip().startswith("\\data\\")
-    assert lm_module.read_arpa_unigrams(out) == set(words)
+    assert lm_load.read_arpa_unigrams(out) == set(words)
     if importlib.util.find_spec("kenlm") is not None:
         lm = NGramLM(out)
         assert lm.order == 3
@@ -201,7 +203,7 @@ def test_build_arpa_with_irstlm(tmp_path: Path, smoothing: str) -> None:
 
 def _has_build_binary() -> bool:
     try:
-        lm_module.find_build_binary()
+        lm_build.find_build_binary()
     except LMDependencyError:
         return False
     return True
@@ -215,7 +217,7 @@ needs_build_binary = pytest.mark.skipif(not _has_build_binary() or importlib.uti
 def test_binary_lm_scores_and_decodes_as_its_arpa(tmp_path: Path) -> None:
     arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.4, "B": -0.9, "AB": -1.3, "BA": -2.1},
                       {"<s> A": -0.2, "A B": -0.3, "B A": -1.7, "AB </s>": -0.1, "A A": -2.5})
-    binary = lm_module.build_binary(arpa, tmp_path / "lm" / "lm.bin")
+    binary = lm_build.build_binary(arpa, tmp_path / "lm" / "lm.bin")
     assert binary == tmp_path / "lm" / "lm.bin"
     assert [p.name for p in binary.parent.iterdir()] == ["lm.bin"]  # no partial file left behind
     from_arpa, from_binary = NGramLM(arpa), NGramLM(binary)
@@ -238,9 +240,9 @@ def test_binary_lm_scores_and_decodes_as_its_arpa(tmp_path: Path) -> None:
 @needs_kenlm
 def test_binary_words_are_read_only_from_kenlm_binaries(tmp_path: Path) -> None:
     arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
-    assert lm_module.read_binary_words(arpa) is None
+    assert lm_load.read_binary_words(arpa) is None
     (tmp_path / "short.bin").write_bytes(b"mmap lm")
-    assert lm_module.read_binary_words(tmp_path / "short.bin") is None
+    assert lm_load.read_binary_words(tmp_path / "short.bin") is None
 
 
 @needs_kenlm
@@ -250,7 +252,7 @@ def test_built_arpa_has_no_positive_log_probability(tmp_path: Path) -> None:
     raw = write_arpa(tmp_path / "raw.arpa", {"A": -0.5, "B": -1.0}, {"A B": 1.12261e-07, "B A": -0.3})
     with pytest.raises(LMError, match="Positive log probability"):
         NGramLM(raw)
-    lm_module._copy_clamping_positive_logprobs(raw, tmp_path / "lm.arpa")
+    lm_build._copy_clamping_positive_logprobs(raw, tmp_path / "lm.arpa")
     lm = NGramLM(tmp_path / "lm.arpa")
     assert lm.score_word(lm.score_word(lm.begin_state(), "A")[1], "B")[0] == 0.0
     changed = [(a, b) for a, b in zip(raw.read_text().splitlines(), (tmp_path / "lm.arpa").read_text().splitlines())
@@ -261,9 +263,9 @@ def test_built_arpa_has_no_positive_log_probability(tmp_path: Path) -> None:
 def test_missing_build_binary_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from asr.cli import main
 
-    monkeypatch.delenv(lm_module.KENLM_BIN_ENV, raising=False)
+    monkeypatch.delenv(lm_build.KENLM_BIN_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(lm_module.sysconfig, "get_path", lambda name: str(tmp_path))
+    monkeypatch.setattr(lm_build.sysconfig, "get_path", lambda name: str(tmp_path))
     arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
     assert main(["lm", "binary", "--arpa", str(arpa), "--out", str(tmp_path / "lm.bin")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -280,13 +282,13 @@ def test_build_binary_is_found_in_kenlm_bin_and_its_failure_is_one_line(tmp_path
     fake.write_text("#!/bin/sh\necho 'Reading lm.arpa' >&2\necho 'util/file.cc:42 in Fail threw: disk full' >&2\n"
                     "for last; do :; done\necho partial > \"$last\"\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setenv(lm_module.KENLM_BIN_ENV, str(tools))
-    assert lm_module.find_build_binary() == fake
+    monkeypatch.setenv(lm_build.KENLM_BIN_ENV, str(tools))
+    assert lm_build.find_build_binary() == fake
     arpa = write_arpa(tmp_path / "lm.arpa", {"A": -0.5})
     with pytest.raises(LMError, match="lm.arpa: build_binary failed: .*disk full") as err:
-        lm_module.build_binary(arpa, tmp_path / "out" / "lm.bin")
+        lm_build.build_binary(arpa, tmp_path / "out" / "lm.bin")
     assert "\n" not in str(err.value)
     assert list((tmp_path / "out").iterdir()) == []  # neither the output nor its partial file
     (tmp_path / "text.txt").write_text("A B\n")
     with pytest.raises(LMError, match="not an ARPA file"):
-        lm_module.build_binary(tmp_path / "text.txt", tmp_path / "out" / "lm.bin")
+        lm_build.build_binary(tmp_path / "text.txt", tmp_path / "out" / "lm.bin")

@@ -14,8 +14,8 @@ import torch
 pytest.importorskip("kenlm")
 
 from asr.beam import BeamSearchDecoder
-from asr.beam.ngram import CACHE_SUFFIX, CompiledLM
-from asr.lm import NGramLM
+from asr.beam.ngram import CACHE_SUFFIX, CompiledLM, compiled_lm
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 VOCAB = Vocabulary(("<blank>", " ", "A", "B", "C"))
@@ -95,7 +95,7 @@ def test_search_finds_what_it_finds_scoring_through_kenlm(arpa: Path, options: d
     native = BeamSearchDecoder(VOCAB, lm=NGramLM(arpa), **options)
     assert native._compiled is not None
     got = native.decode_nbest(log_probs, lengths)
-    monkeypatch.setattr(NGramLM, "compiled", lambda self: None)
+    monkeypatch.setattr("asr.beam.decoder.compiled_lm", lambda lm: None)
     through_kenlm = BeamSearchDecoder(VOCAB, lm=NGramLM(arpa), **options)
     expected = through_kenlm.decode_nbest(log_probs, lengths)
     assert [[h.text for h in hs] for hs in got] == [[h.text for h in hs] for hs in expected]
@@ -133,19 +133,19 @@ def test_an_unwritable_cache_costs_only_time(arpa: Path, monkeypatch) -> None:
 
 
 def test_only_arpa_files_of_bounded_size_are_compiled(arpa: Path, monkeypatch) -> None:
-    assert NGramLM(arpa).compiled() is not None
-    monkeypatch.setattr("asr.lm.COMPILE_MAX_NGRAMS", 17)  # the file has 18: KenLM scores it
+    assert compiled_lm(NGramLM(arpa)) is not None
+    monkeypatch.setattr("asr.beam.ngram.COMPILE_MAX_NGRAMS", 17)  # the file has 18: KenLM scores it
     lm = NGramLM(arpa)
-    assert lm.compiled() is None
+    assert compiled_lm(lm) is None
     decoded = BeamSearchDecoder(VOCAB, lm=lm).decode_nbest(_random_log_probs(1, 1, 20), torch.tensor([20]))
     assert decoded[0][0].text is not None
 
 
 def test_an_arpa_file_with_more_ngrams_than_its_header_says_is_one_lm_error(arpa: Path) -> None:
-    from asr.lm import LMError
+    from asr.lm.load import LMError
 
     arpa.write_text(ARPA.replace("ngram 3=4", "ngram 3=3"))
     with pytest.raises(LMError):  # KenLM refuses it first
-        NGramLM(arpa).compiled()
+        compiled_lm(NGramLM(arpa))
     with pytest.raises(ValueError, match="more 3-grams than the header's 3"):  # and so do the tables
         CompiledLM(arpa)

@@ -22,7 +22,8 @@ from asr.checkpoint import load_model, save_checkpoint
 from asr.cli import main
 from asr.config import ExperimentConfig
 from asr.data import Utterance, load_utterance_audio, read_manifest, speed_perturb, write_manifest
-from asr.lm import LMDependencyError, build_arpa, find_build_binary
+from asr.lm.build import build_arpa, find_build_binary
+from asr.lm.load import LMDependencyError
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
 from asr.units import read_lexicon

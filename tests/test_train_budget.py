@@ -22,7 +22,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import asr.train
-from asr.config import ConfigError, DataConfig, ExperimentConfig, TrainConfig
+from asr.config import DataConfig, ExperimentConfig, TrainConfig
+from asr.errors import ConfigError
 from asr.model import ModelConfig
 from asr.train import train
 from asr.trainer import TimeBudget

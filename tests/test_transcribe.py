@@ -357,8 +357,8 @@ def test_trained_model_times_separately_spoken_words(trained_model: Path, tmp_pa
     scripts/bench_longform.py.
     """
     from asr.align import HEARD_SECONDS
-    from asr.inference import log_probs
-    from asr.recordings import spoken_words
+    from asr.checkpoint import log_probs
+    from asr.corpora.synthetic.recordings import spoken_words
     from asr.transcribe import frame_seconds
 
     recording = spoken_words(SPOKEN_WORDS)
@@ -407,7 +407,7 @@ def test_trained_model_ten_minute_recording_loses_and_doubles_nothing(trained_mo
     differ, as each utterance hears its neighbours in the file: that moves with the model,
     and scripts/bench_longform.py reports it.
     """
-    from asr.recordings import clean_utterances, continuous_recording
+    from asr.corpora.synthetic.recordings import clean_utterances, continuous_recording
 
     recording = continuous_recording(clean_utterances(tmp_path / "corpus"), seconds=600)
     long_path = tmp_path / "long.flac"

@@ -14,14 +14,15 @@ import torch
 from asr.beam import BeamSearchDecoder
 from asr.checkpoint import save_checkpoint
 from asr.cli import main
-from asr.config import ConfigError, ExperimentConfig
+from asr.config import ExperimentConfig
+from asr.errors import ConfigError
 from asr.data import Utterance, write_manifest
 from asr.decode import GreedyDecoder, build_decoder
-from asr.lm import NGramLM
+from asr.lm.load import NGramLM
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
-from asr.tune import TuningError, grid_points, parse_values, random_points, sweep
-from asr.tuned import TunedWeights, decoding_config, find_tuned, store_tuned, tuning_file
+from asr.lm.tune import TuningError, grid_points, parse_values, random_points, sweep
+from asr.lm.weights_file import TunedWeights, decoding_config, find_tuned, store_tuned, tuning_file
 from test_beam import TINY
 from test_lm import _has_irstlm, log_probs_from, needs_kenlm, write_arpa
 
@@ -89,7 +90,7 @@ def test_decoder_pickles_for_worker_processes(lm_file: Path) -> None:
 @needs_kenlm
 @pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the patch reaches forked workers only")
 def test_a_dying_worker_ends_the_sweep_with_one_error(lm_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("asr.tune._score", lambda *args: os._exit(1))
+    monkeypatch.setattr("asr.lm.tune._score", lambda *args: os._exit(1))
     decoder = BeamSearchDecoder(TINY, beam_width=4, lm=NGramLM(lm_file))
     with pytest.raises(TuningError, match="worker process died"):
         sweep([log_probs_from(CLEAR)[0]], ["A B"], decoder, grid_points((0.0, 1.0), (0.0,)), jobs=2)

@@ -20,7 +20,7 @@ from asr.beam.tables import (
     CompiledTables,
     WordTable,
 )
-from asr.lm import NGramLM
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 _RESET_AT = 1 << 21  # invented words or cached LM scores after which a decoder starts a new cache

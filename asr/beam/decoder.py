@@ -10,6 +10,7 @@ import torch
 
 from asr.beam.cache import LMCache, lm_trie, word_ids_by_node
 from asr.beam.kernel import search
+from asr.beam.ngram import compiled_lm
 from asr.beam.tables import (
     DONE,
     FRAME,
@@ -30,8 +31,8 @@ from asr.beam.tables import (
     make_settings,
     no_compiled_tables,
 )
-from asr.decode import Hypothesis
-from asr.lm import NGramLM
+from asr.hypothesis import Hypothesis
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 
@@ -105,7 +106,7 @@ class BeamSearchDecoder:
         # Built once, shared by copies (with_weights) and copied into each new cache.
         self._lm_trie, self._lm_trie_count, words, nodes = lm_trie(vocab, lm_words or ())
         # An ARPA LM is also compiled into tables the search reads without calling Python.
-        self._compiled = lm.compiled() if lm is not None else None
+        self._compiled = compiled_lm(lm) if lm is not None else None
         if self._compiled is None:
             self._tables = no_compiled_tables()
         else:

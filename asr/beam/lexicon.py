@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from asr.beam.lexicon_kernel import CLOSED, FRAME, LEXICON_SETTINGS, PREV, UNIT, lexicon_search
-from asr.beam.ngram import LOG_10, score_word
+from asr.beam.ngram import LOG_10, compiled_lm, score_word
 from asr.beam.tables import no_compiled_tables
-from asr.decode import Hypothesis
-from asr.lm import NGramLM
+from asr.hypothesis import Hypothesis
+from asr.lm.load import NGramLM
 from asr.text import Vocabulary
 
 
@@ -93,7 +93,7 @@ class LexiconBeamSearchDecoder:
     no hypothesis; hypotheses more than ``-beam_prune_logprob`` below the best (lookahead
     included) are dropped, and an extension that scores that far below the best candidate
     made before it in the frame is not made, nor merged into an equal one (as flashlight).
-    The LM must be an ARPA file small enough to compile (:meth:`asr.lm.NGramLM.compiled`);
+    The LM must be an ARPA file small enough to compile (:func:`asr.beam.ngram.compiled_lm`);
     a KenLM binary is refused.
 
     ``tokens`` are the units emitted (separators included), ``frames[i]`` the frame
@@ -130,7 +130,7 @@ class LexiconBeamSearchDecoder:
                 if not pron or any(not 0 < u < len(vocab) or u == word_sep for u in pron):
                     raise ValueError(f"lexicon word {word!r}: pronunciation {tuple(pron)} must be unit ids "
                                      f"1 .. {len(vocab) - 1} without the separator")
-        compiled = lm.compiled() if lm is not None else None
+        compiled = compiled_lm(lm) if lm is not None else None
         if lm is not None and compiled is None:
             raise ValueError(f"{lm.path}: the lexicon decoder needs an ARPA LM small enough to compile, "
                              "not a KenLM binary")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,11 +27,16 @@ import numpy as np
 
 from asr.beam.jit import _hash_slot, _jit
 from asr.io import atomic_path
-from asr.lm import arpa_counts
+from asr.lm.load import LMError, NGramLM, arpa_counts, is_arpa
 
 LOG_10 = math.log(10.0)
 CACHE_SUFFIX = ".asr-ngram.npz"  # beside the ARPA file: its tables, read in a fraction of a second
 _CACHE_VERSION = 1
+# ARPA files up to this many n-grams are compiled for beam search: parsing them takes seconds
+# once (then the cache file beside them loads in a fraction of one) and the tables take about
+# 70 bytes an n-gram. Larger files are scored through KenLM.
+COMPILE_MAX_NGRAMS = 5_000_000
+_COMPILED_BY_LM: weakref.WeakKeyDictionary[NGramLM, CompiledLM | None] = weakref.WeakKeyDictionary()
 
 
 class NGramTables(NamedTuple):
@@ -256,3 +262,15 @@ def lm_score(keys, slot_node, prob, backoff, suffix, extended, unk_prob, state, 
         s = suffix[s]
 
 
+def compiled_lm(lm: NGramLM) -> CompiledLM | None:
+    """``lm`` as :class:`CompiledLM` tables, for an ARPA file of at most
+    :data:`COMPILE_MAX_NGRAMS` n-grams (made on first use for each loaded LM), or ``None``: a
+    KenLM binary, or an ARPA file too large to parse in Python, is scored through KenLM.
+    Raises :class:`asr.lm.load.LMError` for a malformed ARPA file."""
+    if lm not in _COMPILED_BY_LM:
+        small = is_arpa(lm.path) and sum(arpa_counts(lm.path)) <= COMPILE_MAX_NGRAMS
+        try:
+            _COMPILED_BY_LM[lm] = CompiledLM(lm.path) if small else None
+        except (ValueError, IndexError) as err:
+            raise LMError(f"{lm.path}: malformed ARPA file ({' '.join(str(err).split())[:160]})") from None
+    return _COMPILED_BY_LM[lm]

@@ -62,9 +62,10 @@ def add_model_args(parser: argparse.ArgumentParser, onnx: bool, compute_type: bo
                         help="checkpoint (.pt)" + (" or model from asr export (.onnx, runs on the CPU)" if onnx else ""))
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     if compute_type:
-        parser.add_argument("--compute-type", choices=("float32", "int8"), default="float32",
-                            help="int8: a checkpoint's linear and LSTM/GRU layers in dynamic int8, on the CPU "
-                                 "(an ONNX model runs as exported: asr export --compute-type int8)")
+        parser.add_argument("--compute-type", choices=("auto", "float32", "int8"), default="auto",
+                            help="int8: a checkpoint's linear and LSTM/GRU layers in dynamic int8, on the CPU; "
+                                 "auto (the default): float32 for a checkpoint, and an ONNX model as it was "
+                                 "exported (asr export --compute-type int8), which the other choices must match")
 
 
 def add_decoder_args(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +86,7 @@ def decoder(args: argparse.Namespace, vocab):
     beta and beam width not given come from ``asr tune-lm``'s file next to the checkpoint
     when it holds values for this LM."""
     from asr.decode import build_decoder
-    from asr.tuned import decoding_config
+    from asr.lm.weights_file import decoding_config
 
     config, note = decoding_config(args.model, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
                                    spells_words=vocab.spells_words)

@@ -39,7 +39,7 @@ def add_synth(sub) -> None:
 def run_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from asr.config import ConfigError
+    from asr.errors import ConfigError
     from asr.corpora.synthetic.corpus import SynthConfig, synthesize_corpus
 
     overrides = {k: v for k, v in {

@@ -10,7 +10,7 @@ from asr.cli.args import EXIT_PARTIAL_FAILURE, MAX_BEAM, MAX_JOBS, add_model_arg
 
 
 def add_lm(sub) -> None:
-    from asr.lm import SMOOTHINGS  # light: the LM toolkits load only when used
+    from asr.lm.build import SMOOTHINGS  # light: the LM toolkits load only when used
 
     p = sub.add_parser("lm", help="word n-gram language models")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
@@ -35,7 +35,8 @@ def add_lm(sub) -> None:
 
 
 def run_lm_build(args: argparse.Namespace) -> int:
-    from asr.lm import build_arpa, read_arpa_unigrams
+    from asr.lm.load import read_arpa_unigrams
+    from asr.lm.build import build_arpa
 
     out = build_arpa(Path(args.text), args.order, Path(args.out), args.smoothing, args.prune_singletons)
     pruned = ", singletons pruned" if args.prune_singletons else ""
@@ -44,7 +45,7 @@ def run_lm_build(args: argparse.Namespace) -> int:
 
 
 def run_lm_binary(args: argparse.Namespace) -> int:
-    from asr.lm import build_binary
+    from asr.lm.build import build_binary
 
     out = build_binary(Path(args.arpa), Path(args.out))
     print(f"wrote {out}: KenLM binary (trie) of {args.arpa}, {out.stat().st_size / 2**20:.1f} MiB")
@@ -59,7 +60,7 @@ def run_lm_text(args: argparse.Namespace) -> int:
     excluded = {u.text for manifest in args.exclude for u in read_manifest(manifest)}
     sentences = lm_text(excluded)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out) as f:
+    with atomic_write(args.out, what="LM text") as f:
         f.writelines(s + "\n" for s in sentences)
     words = len({w for s in sentences for w in s.split()})
     print(f"wrote {args.out}: {len(sentences)} sentences, {words} distinct words "
@@ -89,8 +90,8 @@ def add_tune_lm(sub) -> None:
 def run_tune_lm(args: argparse.Namespace) -> int:
     from asr.data import read_manifest
     from asr.inference import load_recognizer
-    from asr.tune import DEFAULT_ALPHAS, DEFAULT_BETAS, grid_points, parse_values, random_points, tune_lm
-    from asr.tuned import store_tuned, tuning_file
+    from asr.lm.tune import DEFAULT_ALPHAS, DEFAULT_BETAS, grid_points, parse_values, random_points, tune_lm
+    from asr.lm.weights_file import store_tuned, tuning_file
 
     alphas, betas = parse_values(args.alphas or DEFAULT_ALPHAS), parse_values(args.betas or DEFAULT_BETAS)
     if args.trials is not None:

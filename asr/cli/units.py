@@ -48,7 +48,7 @@ def run_units_bpe(args: argparse.Namespace) -> int:
 def _lexicon_words(paths: list[str]) -> set[str]:
     """The normalised words of text files, manifests' transcripts and ARPA LMs' 1-grams."""
     from asr.data import read_manifest
-    from asr.lm import read_arpa_unigrams
+    from asr.lm.load import read_arpa_unigrams
     from asr.text import normalize_text
     from asr.units import UnitsError
 
@@ -81,7 +81,7 @@ def run_units_lexicon(args: argparse.Namespace) -> int:
     else:
         entries, note = _espeak_entries(words, args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(args.out) as f:
+    with atomic_write(args.out, what="lexicon") as f:
         f.write("\n".join(lexicon_lines(entries)) + "\n")
     print(f"wrote {args.out}: {len(entries)} pronunciations of {len({w for w, _ in entries})} words "
           f"({len(words)} asked for, {note})")

@@ -11,5 +11,7 @@ in LibriSpeech layout.
   :mod:`~asr.corpora.synthetic.lexicon`);
 - :mod:`~asr.corpora.synthetic.espeak`, :mod:`~asr.corpora.synthetic.festival`,
   :mod:`~asr.corpora.synthetic.flite`: each synthesizer's voices, and speaking one sentence;
-- :mod:`~asr.corpora.synthetic.perturb`: vocal tract, tempo and room perturbations.
+- :mod:`~asr.corpora.synthetic.perturb`: vocal tract, tempo and room perturbations;
+- :mod:`~asr.corpora.synthetic.recordings`: recordings whose word and utterance times are
+  known, for the tests and benchmarks of timing and long audio.
 """

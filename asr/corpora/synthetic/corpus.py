@@ -48,7 +48,7 @@ from asr.corpora.synthetic.sentences import generate_sentences
 from asr.corpora.synthetic.speakers import SPEAKERS_FILE, Speaker, make_speakers, write_speakers
 from asr.errors import UserError
 from asr.corpora.synthetic.phonemes import US_ENGLISH, phonemize_by_voice
-from asr.io import atomic_path, atomic_write
+from asr.io import atomic_path, atomic_write, write_text_atomic
 from asr.progress import progress as progress_bar
 from asr.progress import write as write_progress
 
@@ -232,7 +232,7 @@ def _write_transcripts(out_dir: Path, plan: list[_Utterance]) -> None:
             chapters.setdefault(out_dir / u.path.parent, []).append(f"{u.id} {u.text}")
     for directory, lines in chapters.items():
         speaker, chapter = directory.parent.name, directory.name
-        (directory / f"{speaker}-{chapter}.trans.txt").write_text("\n".join(sorted(lines)) + "\n")
+        write_text_atomic(directory / f"{speaker}-{chapter}.trans.txt", "\n".join(sorted(lines)) + "\n")
 
 
 def _write_phones(out_dir: Path, plan: list[_Utterance], executable: str, jobs: int) -> None:
@@ -287,7 +287,7 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
             raise missing()
         check_voices(executables[engine])
     out_dir.mkdir(parents=True, exist_ok=True)
-    state_path.write_text(json.dumps({**fingerprint, "complete": False}, indent=2) + "\n")
+    write_text_atomic(state_path, json.dumps({**fingerprint, "complete": False}, indent=2) + "\n")
     write_speakers(out_dir / SPEAKERS_FILE, sorted({u.speaker for u in plan}, key=lambda s: s.id))
 
     durations: dict[str, float] = {}
@@ -321,7 +321,7 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
     audio_seconds = round(sum(durations.values()), 3)
     state = {**fingerprint, "complete": not failures, "utterances": counts, "audio_seconds": audio_seconds,
              "failures": sorted(failures)}
-    state_path.write_text(json.dumps(state, indent=2) + "\n")
+    write_text_atomic(state_path, json.dumps(state, indent=2) + "\n")
     return SynthReport(out_dir, counts, audio_seconds, tuple(sorted(failures)), time.perf_counter() - start,
                        already_done=False)
 

@@ -18,6 +18,7 @@ import numpy as np
 from asr.corpora.synthetic import festival, flite
 from asr.corpora.synthetic.config import SPLITS, SynthConfig
 from asr.corpora.synthetic.espeak import FEMALE_VARIANTS, MALE_VARIANTS, VOICES
+from asr.io import write_text_atomic
 
 FIRST_SPEAKER_ID = 100
 SPEAKERS_FILE = "SPEAKERS.TXT"
@@ -128,4 +129,4 @@ def write_speakers(path: Path, speakers: list[Speaker]) -> None:
              ";ID  |SEX| SUBSET        | VOICE                          | VARIANT  | RATE | PITCH | WARP  | TEMPO | RT60 | DRR"]
     lines += [f"{s.id:<4d} | {s.sex} | {s.subset:<13} | {s.label:<30} | {s.variant:<8} | {s.rate:4d} | {s.pitch:5d} | "
               f"{s.warp:5.3f} | {s.tempo:5.3f} | {s.rt60:4.2f} | {s.drr_db:4.1f}" for s in speakers]
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")

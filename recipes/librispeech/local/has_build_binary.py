@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from asr.lm import LMDependencyError, find_build_binary
+from asr.lm.build import find_build_binary
+from asr.lm.load import LMDependencyError
 
 if __name__ == "__main__":
     try:

@@ -2,7 +2,7 @@
 
 The model's log-probabilities on the dev set are computed once and kept in memory; each
 (alpha, beta) point then only re-runs the beam search. The best point is stored next to
-the checkpoint by :mod:`asr.tuned`.
+the checkpoint by :mod:`asr.lm.weights_file`.
 
 The points are independent, so :func:`sweep` spreads them over worker processes, one per
 core by default. Each worker gets the decoder and the log-probabilities once, when it
@@ -28,16 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.config import ConfigError
+from asr.errors import ConfigError
 from asr.data import Utterance
-from asr.decode import DecodingConfig, WeightedDecoder, build_decoder
+from asr.decode import DecodingConfig, build_decoder
+from asr.hypothesis import WeightedDecoder
 from asr.errors import UserError
 from asr.evaluate import batched_log_probs
 from asr.inference import Recognizer
-from asr.lm import NGramLM
+from asr.lm.load import NGramLM
 from asr.metrics import corpus_errors
 from asr.progress import progress as progress_bar
-from asr.tuned import TunedWeights, tuning_file
+from asr.lm.weights_file import TunedWeights, tuning_file
 
 DEFAULT_ALPHAS = "0:2:0.25"
 DEFAULT_BETAS = "-1:3:0.5"

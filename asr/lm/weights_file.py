@@ -1,6 +1,6 @@
 """Tuned LM weights kept next to a checkpoint, and the decoding settings they fill in.
 
-``asr tune-lm`` (:mod:`asr.tune`) stores its best point in ``CKPT_DIR/lm_tuning.json``, one
+``asr tune-lm`` (:mod:`asr.lm.tune`) stores its best point in ``CKPT_DIR/lm_tuning.json``, one
 entry per (checkpoint file, LM file)::
 
     {"format": "asr-lm-tuning", "version": 1, "tunings": [
@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.config import ConfigError
+from asr.errors import ConfigError
 from asr.decode import DecodingConfig
 from asr.io import atomic_write, md5
 
@@ -101,7 +101,7 @@ def store_tuned(checkpoint: str | Path, lm_path: str | Path, tuned: TunedWeights
         "utterances": tuned.utterances, "points": tuned.points,
         "tuned_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
-    with atomic_write(path) as f:
+    with atomic_write(path, what="LM tuning file") as f:
         f.write(json.dumps({"format": FORMAT, "version": FORMAT_VERSION, "tunings": entries}, indent=2) + "\n")
     return path
 
