@@ -182,7 +182,7 @@ class Engine:
             loaded.set_exception(err)
             return
         loaded.set_result((recognizer, decoder))
-        batcher = Batcher(recognizer, decoder, self.options)
+        batcher = Batcher(recognizer, decoder, self.options.batch_seconds(recognizer.device))
         limit = self.max_audio_seconds * SAMPLE_RATE
         active: list[_Job] = []
         waited = False  # for more uploads since the last forward pass
@@ -205,8 +205,7 @@ class Engine:
                     if job.reading:
                         read |= self._read_piece(job, batcher, limit)
                 if not read:
-                    small = batcher.padded_samples() < batcher.batch_samples / 2
-                    if batcher.pending and small and not waited:
+                    if batcher.underfilled() and not waited:
                         waited = True
                         try:
                             if not self._take(self._inbox.get(timeout=BATCH_WAIT_SECONDS), active, batcher):
@@ -226,7 +225,7 @@ class Engine:
                 for job in active:
                     if not job.future.done():
                         job.future.set_exception(TranscriptionFailed(f"transcription failed ({type(err).__name__})"))
-                    batcher.files.pop(job.id, None)
+                    batcher.drop(job.id)
                     self._failed.discard(job.id)
                 active.clear()
 
@@ -244,25 +243,22 @@ class Engine:
         return True
 
     def _read_piece(self, job: _Job, batcher: Batcher, limit: float) -> bool:
-        state = batcher.files[job.id]
+        """Read ``job``'s next piece into the batcher; False when nothing was read."""
         try:
             piece: Piece | None = next(job.pieces, None)  # type: ignore[call-overload]
-            if piece is not None and piece.start + len(piece.samples) > limit:
-                job.too_long = True
-                raise AudioError(state.path, "too long")
         except AudioError as err:
-            state.error, job.reading = err.reason, False
-            return False
+            return self._stop_reading(job, batcher, err.reason)
         except Exception as err:  # a reader's failure other than bad audio: this upload fails
             log.exception("reading an upload failed")
             self._failed.add(job.id)
-            state.error, job.reading = f"reading the audio failed ({type(err).__name__})", False
-            return False
+            return self._stop_reading(job, batcher, f"reading the audio failed ({type(err).__name__})")
         if piece is None:
             job.reading = False
-            state.done = state.done or state.samples == 0
+            batcher.end(job.id)
             return False
-        state.samples = piece.start + len(piece.samples)
+        if piece.start + len(piece.samples) > limit:
+            job.too_long = True
+            return self._stop_reading(job, batcher, "too long")
         try:
             batcher.add(job.id, piece)  # decodes the batch first when the piece would overflow it
         except Exception as err:
@@ -270,6 +266,12 @@ class Engine:
             job.reading = False
             return False
         return True
+
+    @staticmethod
+    def _stop_reading(job: _Job, batcher: Batcher, error: str) -> bool:
+        job.reading = False
+        batcher.fail(job.id, error)
+        return False
 
     def _flush(self, batcher: Batcher) -> None:
         try:
@@ -280,12 +282,9 @@ class Engine:
     def _fail_batch(self, batcher: Batcher, err: Exception, *also: int) -> None:
         """The model or decoder failed on a batch: its uploads fail, the next batch starts afresh."""
         log.exception("transcription failed", exc_info=err)
-        for file in [file for file, _ in batcher.pending] + list(also):
-            if file in batcher.files:
-                self._failed.add(file)
-                batcher.files[file].error = f"transcription failed ({type(err).__name__})"
-        batcher.pending.clear()
-        batcher.longest = 0
+        error = f"transcription failed ({type(err).__name__})"
+        self._failed.update(batcher.fail_batch(error))
+        self._failed.update(file for file in also if batcher.fail(file, error))
 
     def _finish(self, job: _Job, transcript: Transcript) -> None:
         job.pieces.close()  # type: ignore[attr-defined]  # an abandoned reader lets go of its buffers

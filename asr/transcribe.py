@@ -310,65 +310,107 @@ def decode_words(recognizer: Recognizer, decoder: Decoder,
 
 
 class Batcher:
-    """Collects pieces of consecutive files into forward passes and hands back finished
-    files in input order."""
+    """Collects pieces of open files into forward passes and hands back finished files.
 
-    def __init__(self, recognizer: Recognizer, decoder: Decoder, options: TranscribeOptions) -> None:
-        self.recognizer, self.decoder, self.options = recognizer, decoder, options
-        self.batch_samples = options.batch_seconds(recognizer.device) * SAMPLE_RATE
-        self.files: dict[int, _File] = {}  # files read but not yet handed back, by input index
-        self.pending: list[tuple[int, Piece]] = []  # (input index, piece)
-        self.longest = 0  # samples of the longest pending piece
-        self.next_out = 0  # input index of the next file to hand back
+    Files are numbered by their callers (``file``: an input index, an upload's id). A file
+    is opened, gets its pieces in order with :meth:`add`, and ends with :meth:`end` or
+    :meth:`fail`; :meth:`take` or :meth:`finished` hands back its transcript once its last
+    piece is decoded.
+    """
 
-    def open(self, file: int, path: str) -> _File:
-        """Start file ``file``: its pieces follow with :meth:`add`."""
-        state = self.files[file] = _File(path, _Stitcher())
-        return state
+    def __init__(self, recognizer: Recognizer, decoder: Decoder, batch_seconds: float) -> None:
+        """``batch_seconds``: padded audio per forward pass, at least a piece's longest."""
+        self._recognizer, self._decoder = recognizer, decoder
+        self._batch_samples = batch_seconds * SAMPLE_RATE
+        self._files: dict[int, _File] = {}  # files opened and not yet handed back
+        self._pending: list[tuple[int, Piece]] = []  # (file, piece) for the next forward pass
+        self._longest = 0  # samples of the longest pending piece
+        self._next_out = 0  # the next file :meth:`finished` hands back
 
-    def padded_samples(self, piece: Piece | None = None) -> int:
-        """Samples of the pending batch once padded (every piece costs as much as the
-        longest), with ``piece`` added to it when given."""
-        if piece is None:
-            return self.longest * len(self.pending)
-        return max(self.longest, len(piece.samples)) * (len(self.pending) + 1)
+    def open(self, file: int, path: str) -> None:
+        """Start file ``file``; ``path`` names it in its transcript."""
+        self._files[file] = _File(path, _Stitcher())
 
     def add(self, file: int, piece: Piece) -> None:
-        if self.pending and self.padded_samples(piece) > self.batch_samples:
+        """Add the next piece of ``file``, decoding the pending batch first when the piece
+        would overflow it."""
+        self._files[file].samples = piece.start + len(piece.samples)
+        if self._pending and self._padded_samples(piece) > self._batch_samples:
             self.flush()
-        self.pending.append((file, piece))
-        self.longest = max(self.longest, len(piece.samples))
+        self._pending.append((file, piece))
+        self._longest = max(self._longest, len(piece.samples))
+
+    def end(self, file: int) -> None:
+        """No more pieces of ``file`` follow. A file too short to leave one sample at 16 kHz
+        (one sample at 48 kHz) has no piece to wait for: it is done, with no words."""
+        state = self._files[file]
+        state.done = state.done or state.samples == 0
+
+    def fail(self, file: int, error: str) -> bool:
+        """File ``file`` is handed back with ``error`` (one line) instead of words, and its
+        pending pieces are dropped; False where it is not open."""
+        state = self._files.get(file)
+        if state is None:
+            return False
+        state.error = error
+        return True
+
+    def fail_batch(self, error: str) -> list[int]:
+        """The pending batch's forward pass failed: drop its pieces and fail their files
+        with ``error``, so that the next batch starts afresh; the files failed."""
+        failed = [file for file, _ in self._pending if self.fail(file, error)]
+        self._clear()
+        return failed
+
+    def drop(self, file: int) -> None:
+        """Forget file ``file``, finished or not: nothing is handed back for it."""
+        self._files.pop(file, None)
+
+    def underfilled(self) -> bool:
+        """Whether pieces are pending that, padded, fill under half of a forward pass."""
+        return bool(self._pending) and self._padded_samples() < self._batch_samples / 2
 
     def flush(self) -> None:
-        if not self.pending:
+        """Decode the pending pieces in one forward pass."""
+        if not self._pending:
             return
-        pieces = [(piece.samples, piece.start / SAMPLE_RATE) for _, piece in self.pending]
-        words = decode_words(self.recognizer, self.decoder, pieces)
-        for (file, piece), piece_words in zip(self.pending, words):
-            state = self.files.get(file)
+        pieces = [(piece.samples, piece.start / SAMPLE_RATE) for _, piece in self._pending]
+        words = decode_words(self._recognizer, self._decoder, pieces)
+        for (file, piece), piece_words in zip(self._pending, words):
+            state = self._files.get(file)
             if state is None or state.error is not None:
                 continue  # the file failed further on; its pieces are dropped
             state.stitcher.add(piece_words, piece.keep_from, piece.keep_until)
             state.done = piece.last
-        self.pending.clear()
-        self.longest = 0
+        self._clear()
 
     def take(self, file: int) -> Transcript | None:
         """File ``file``'s transcript once its last piece is decoded (or it failed), handed
         back once; None before."""
-        state = self.files.get(file)
+        state = self._files.get(file)
         if state is None or not (state.done or state.error):
             return None
-        del self.files[file]
+        del self._files[file]
         if state.error is not None:
             return Transcript(state.path, error=state.error)
         return Transcript(state.path, tuple(state.stitcher.words), state.samples / SAMPLE_RATE)
 
     def finished(self) -> Iterator[Transcript]:
-        """The finished files, in input order."""
-        while (transcript := self.take(self.next_out)) is not None:
+        """The finished files, in order of their numbers from 0."""
+        while (transcript := self.take(self._next_out)) is not None:
             yield transcript
-            self.next_out += 1
+            self._next_out += 1
+
+    def _padded_samples(self, piece: Piece | None = None) -> int:
+        """Samples of the pending batch once padded (every piece costs as much as the
+        longest), with ``piece`` added to it when given."""
+        if piece is None:
+            return self._longest * len(self._pending)
+        return max(self._longest, len(piece.samples)) * (len(self._pending) + 1)
+
+    def _clear(self) -> None:
+        self._pending.clear()
+        self._longest = 0
 
 
 def transcribe_files(
@@ -380,19 +422,16 @@ def transcribe_files(
     ``recognizer`` is a checkpoint's :class:`~asr.checkpoint.LoadedModel` or an
     :class:`~asr.export.OnnxModel`.
     """
-    batcher = Batcher(recognizer, decoder, options)
+    batcher = Batcher(recognizer, decoder, options.batch_seconds(recognizer.device))
     for index, path in enumerate(paths):
-        state = batcher.open(index, str(path))
+        batcher.open(index, str(path))
         try:
             for piece in cut_pieces(stream_audio(path, options.read_seconds), options):
-                state.samples = piece.start + len(piece.samples)
                 batcher.add(index, piece)
                 yield from batcher.finished()
-            # A file too short to leave one sample at 16 kHz (one sample at 48 kHz) has no
-            # piece to wait for: it is done, with no words.
-            state.done = state.done or state.samples == 0
+            batcher.end(index)
         except AudioError as err:
-            state.error = str(err)
+            batcher.fail(index, str(err))
         yield from batcher.finished()
     batcher.flush()
     yield from batcher.finished()
