@@ -33,12 +33,14 @@ from importlib import resources
 from pathlib import Path
 
 from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, audio_bytes_duration, stream_audio_bytes
+from asr.batching import Batcher, Transcript
 from asr.decode import Decoder
 from asr.errors import UserError
 from asr.formats import split_segments, to_srt, to_vtt, word_json
 from asr.inference import Recognizer
 from asr.listen import Listener, ListenOptions
-from asr.transcribe import Batcher, Piece, TranscribeOptions, Transcript, cut_pieces
+from asr.segment import Piece
+from asr.transcribe import TranscribeOptions
 
 log = logging.getLogger("asr.serve")
 
@@ -106,7 +108,7 @@ class EngineStats:
 
 class Engine:
     """One recognizer serving many callers from a thread: :meth:`submit` an upload, get a
-    future of its :class:`~asr.transcribe.Transcript`.
+    future of its :class:`~asr.batching.Transcript`.
 
     The future fails with :class:`BadAudio` for audio that cannot be decoded, and with
     :class:`AudioTooLong` for audio longer than ``max_audio_seconds``; :meth:`submit` raises
@@ -153,7 +155,7 @@ class Engine:
             self._queued += 1
             self._next_id += 1
             job_id = self._next_id
-        pieces = cut_pieces(stream_audio_bytes(data, name, self.options.read_seconds), self.options)
+        pieces = self.options.pieces(stream_audio_bytes(data, name, self.options.read_seconds))
         job = _Job(job_id, pieces, concurrent.futures.Future())
         job.future.set_running_or_notify_cancel()
         job.future.add_done_callback(self._release)
