@@ -216,7 +216,8 @@ class Engine:
         return True
 
     def _read_piece(self, job: _Job, batcher: Batcher, limit: float) -> bool:
-        """Read ``job``'s next piece into the batcher; False when nothing was read."""
+        """Read ``job``'s next piece into the batcher; False when none went in: the upload
+        has ended, or failed."""
         try:
             piece: Piece | None = next(job.pieces, None)  # type: ignore[call-overload]
         except AudioError as err:
