@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.align import Word
+from asr.batching import Transcript
 from asr.io import atomic_write
-from asr.transcribe import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt")
 MAX_SEGMENT_SECONDS = 7.0  # a subtitle stays on screen at most this long

@@ -32,10 +32,11 @@ import numpy as np
 
 from asr.align import Word, energy_db
 from asr.audio import SAMPLE_RATE
-from asr.decode import Decoder
+from asr.batching import decode_words
 from asr.formats import word_json
+from asr.hypothesis import Decoder
 from asr.inference import Recognizer
-from asr.transcribe import LEAD_IN_SECONDS, MIN_PAUSE_SECONDS, PAUSE_FRAME, decode_words, silent_frames
+from asr.segment import LEAD_IN_SECONDS, MIN_PAUSE_SECONDS, PAUSE_FRAME, silent_frames
 
 HISTORY_SECONDS = 30.0  # frame energies kept for the noise floor and speech level
 

@@ -7,338 +7,33 @@ OpenAI's SDKs, ``curl`` scripts and apps written for whisper servers work unchan
 that records or uploads audio and shows the transcript, and the WebSocket ``/v1/audio/live``
 captions a stream of PCM as it arrives (:mod:`asr.listen`).
 
-One :class:`Engine` thread owns the model. Uploads wait in a bounded queue (a full one is
-answered 503 with ``Retry-After``); the engine reads every admitted upload in blocks, cuts
-it into pieces as ``asr transcribe`` does, and decodes pieces of all of them in shared
-forward passes, one piece of each upload per round, so a long file does not hold up the
-short ones behind it. Uploads are read while the event loop serves other clients, so a
-slow client stalls nobody, and they stay in memory: nothing a request sends reaches the
-file system.
+This module is the app: :func:`create_app` routes each path to a module-level handler,
+and keeps for them in ``app.state`` the :class:`ServerSettings` and the
+:class:`~asr.engine.Engine`, the one thread that owns the model; :mod:`asr.openai_api`
+reads the requests and shapes the answers. Uploads are read while the event loop serves
+other clients, so a slow client stalls nobody; a full queue is answered 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hmac
 import json
-import logging
 import math
-import queue
-import threading
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
-from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, audio_bytes_duration, stream_audio_bytes
-from asr.decode import Decoder
+from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, audio_bytes_duration
+from asr.batching import Transcript
+from asr.engine import AudioTooLong, BadAudio, Engine, QueueFull, ShuttingDown, TranscriptionFailed
 from asr.errors import UserError
-from asr.formats import split_segments, to_srt, to_vtt, word_json
-from asr.inference import Recognizer
-from asr.listen import Listener, ListenOptions
-from asr.transcribe import Batcher, Piece, TranscribeOptions, Transcript, cut_pieces
+from asr.listen import Listener
+from asr.openai_api import RequestError, Upload, read_upload, render_response
 
-log = logging.getLogger("asr.serve")
-
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-GRANULARITIES = ("word", "segment")
-ENGLISH = ("en", "english")  # the language codes a request may name: every asr model is English
 MAX_UPLOAD_MB = 100.0  # an hour of 16 kHz FLAC is about 60-100 MB; OpenAI's own limit is 25 MB
-MAX_AUDIO_SECONDS = 3 * 3600.0
-MAX_QUEUE = 64  # uploads admitted and not yet answered
-BATCH_WAIT_SECONDS = 0.005  # how long a small batch waits for more uploads before it is decoded
 KEY_WAIT_SECONDS = 10.0  # a live stream without an Authorization header has this long to send its key
 MAX_STREAMS = 8  # live streams at once: each costs up to a few percent of a core at real time
-FORM_OVERHEAD = 64 << 10  # bytes a multipart body may carry beyond its file: boundaries, headers, fields
-DRAIN_BYTES = 256 << 20  # an oversized body is read (and dropped) up to this much, so the client hears the 413
-
-
-# --- the engine -----------------------------------------------------------------------------
-
-
-class QueueFull(Exception):
-    """The engine holds as many uploads as it may."""
-
-
-class AudioTooLong(Exception):
-    """An upload's audio runs past the duration limit."""
-
-
-class TranscriptionFailed(Exception):
-    """The model or decoder failed on an upload: the server's fault, not the audio's."""
-
-
-class ShuttingDown(Exception):
-    """The server stopped before an upload was transcribed."""
-
-
-class BadAudio(Exception):
-    """An upload that cannot be decoded; ``str()`` is one line."""
-
-
-@dataclass
-class _Job:
-    id: int
-    pieces: object  # Iterator[Piece]
-    future: concurrent.futures.Future
-    reading: bool = True
-    too_long: bool = False
-
-
-@dataclass
-class _Call:
-    """Work for the engine's thread, for a caller on another thread."""
-
-    function: Callable
-    args: tuple
-    future: concurrent.futures.Future
-
-
-@dataclass
-class EngineStats:
-    queued: int  # uploads admitted and not yet answered
-    max_queue: int
-    requests: int  # answered since the start
-    audio_seconds: float  # of the answered requests' audio
-
-
-class Engine:
-    """One recognizer serving many callers from a thread: :meth:`submit` an upload, get a
-    future of its :class:`~asr.transcribe.Transcript`.
-
-    The future fails with :class:`BadAudio` for audio that cannot be decoded, and with
-    :class:`AudioTooLong` for audio longer than ``max_audio_seconds``; :meth:`submit` raises
-    :class:`QueueFull` when ``max_queue`` uploads are already waiting or being decoded.
-    """
-
-    def __init__(self, load: Callable[[], tuple[Recognizer, Decoder]], options: TranscribeOptions | None = None,
-                 max_queue: int = MAX_QUEUE, max_audio_seconds: float = MAX_AUDIO_SECONDS) -> None:
-        """``load`` makes the recognizer and decoder; it runs on the engine's thread, which then
-        does all of the model's work. (A second thread running torch would start a second
-        OpenMP team; with more OpenMP threads than cores, libgomp stops spinning between
-        parallel regions, and the recurrent layers' many small ones ran 2.4x slower.)
-        Its errors are raised here."""
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
-        self.options = options or TranscribeOptions()
-        self.max_queue, self.max_audio_seconds = max_queue, max_audio_seconds
-        self._inbox: queue.SimpleQueue[_Job | _Call | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._queued = self._requests = self._next_id = 0
-        self._audio_seconds = 0.0
-        self._failed: set[int] = set()  # uploads the model or decoder failed on (engine thread only)
-        loaded: concurrent.futures.Future = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._run, args=(load, loaded), name="asr-engine", daemon=True)
-        self._thread.start()
-        self._recognizer, self._decoder = loaded.result()
-
-    def listener(self, options: ListenOptions | None = None) -> Listener:
-        """A live stream's :class:`~asr.listen.Listener`; run its ``feed`` and ``finish``
-        through :meth:`call`, on the engine's thread."""
-        return Listener(self._recognizer, self._decoder, options)
-
-    def call(self, function: Callable, *args):
-        """``function(*args)`` run on the engine's thread, between batches; its result. Torch
-        work from any other thread would start a second OpenMP team (see above)."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._inbox.put(_Call(function, args, future))
-        return future.result()
-
-    def submit(self, data: bytes, name: str) -> concurrent.futures.Future:
-        with self._lock:
-            if self._queued >= self.max_queue:
-                raise QueueFull
-            self._queued += 1
-            self._next_id += 1
-            job_id = self._next_id
-        pieces = cut_pieces(stream_audio_bytes(data, name, self.options.read_seconds), self.options)
-        job = _Job(job_id, pieces, concurrent.futures.Future())
-        job.future.set_running_or_notify_cancel()
-        job.future.add_done_callback(self._release)
-        self._inbox.put(job)
-        return job.future
-
-    def _release(self, future: concurrent.futures.Future) -> None:
-        with self._lock:
-            self._queued -= 1
-            self._requests += 1
-            if not future.exception():
-                self._audio_seconds += future.result().duration
-
-    def stats(self) -> EngineStats:
-        with self._lock:
-            return EngineStats(self._queued, self.max_queue, self._requests, self._audio_seconds)
-
-    def close(self) -> None:
-        self._inbox.put(None)
-        self._thread.join()
-
-    def _run(self, load: Callable[[], tuple[Recognizer, Decoder]], loaded: concurrent.futures.Future) -> None:
-        try:
-            recognizer, decoder = load()
-        except BaseException as err:  # noqa: BLE001  (handed to the caller, which raises it)
-            loaded.set_exception(err)
-            return
-        loaded.set_result((recognizer, decoder))
-        batcher = Batcher(recognizer, decoder, self.options)
-        limit = self.max_audio_seconds * SAMPLE_RATE
-        active: list[_Job] = []
-        waited = False  # for more uploads since the last forward pass
-        while True:
-            try:
-                # Wait for work when there is none; otherwise take what has arrived and go on.
-                item = self._inbox.get() if not active else self._inbox.get_nowait()
-                while True:
-                    if not self._take(item, active, batcher):
-                        return
-                    item = self._inbox.get_nowait()
-            except queue.Empty:
-                pass
-            try:
-                # One piece of each upload still being read; the batcher decodes a batch as it
-                # fills. When nothing more can be read, a batch under half full waits a moment
-                # once for more uploads (under load they arrive one by one), then is decoded.
-                read = False
-                for job in active:
-                    if job.reading:
-                        read |= self._read_piece(job, batcher, limit)
-                if not read:
-                    small = batcher.padded_samples() < batcher.batch_samples / 2
-                    if batcher.pending and small and not waited:
-                        waited = True
-                        try:
-                            if not self._take(self._inbox.get(timeout=BATCH_WAIT_SECONDS), active, batcher):
-                                return
-                            continue
-                        except queue.Empty:
-                            pass
-                    self._flush(batcher)
-                    waited = False
-                for job in list(active):
-                    transcript = batcher.take(job.id)
-                    if transcript is not None:
-                        active.remove(job)
-                        self._finish(job, transcript)
-            except Exception as err:  # a fault of the engine itself: its uploads fail, it goes on
-                self._fail_batch(batcher, err, *(job.id for job in active))
-                for job in active:
-                    if not job.future.done():
-                        job.future.set_exception(TranscriptionFailed(f"transcription failed ({type(err).__name__})"))
-                    batcher.files.pop(job.id, None)
-                    self._failed.discard(job.id)
-                active.clear()
-
-    def _take(self, item: _Job | _Call | None, active: list[_Job], batcher: Batcher) -> bool:
-        """Start an upload or run a call; False for the signal to stop."""
-        if item is None:
-            for waiting in active:
-                waiting.future.set_exception(ShuttingDown())
-            return False
-        if isinstance(item, _Call):
-            _run_call(item)
-        else:
-            active.append(item)
-            batcher.open(item.id, f"job {item.id}")
-        return True
-
-    def _read_piece(self, job: _Job, batcher: Batcher, limit: float) -> bool:
-        state = batcher.files[job.id]
-        try:
-            piece: Piece | None = next(job.pieces, None)  # type: ignore[call-overload]
-            if piece is not None and piece.start + len(piece.samples) > limit:
-                job.too_long = True
-                raise AudioError(state.path, "too long")
-        except AudioError as err:
-            state.error, job.reading = err.reason, False
-            return False
-        except Exception as err:  # a reader's failure other than bad audio: this upload fails
-            log.exception("reading an upload failed")
-            self._failed.add(job.id)
-            state.error, job.reading = f"reading the audio failed ({type(err).__name__})", False
-            return False
-        if piece is None:
-            job.reading = False
-            state.done = state.done or state.samples == 0
-            return False
-        state.samples = piece.start + len(piece.samples)
-        try:
-            batcher.add(job.id, piece)  # decodes the batch first when the piece would overflow it
-        except Exception as err:
-            self._fail_batch(batcher, err, job.id)  # the piece is lost with the batch: its upload fails too
-            job.reading = False
-            return False
-        return True
-
-    def _flush(self, batcher: Batcher) -> None:
-        try:
-            batcher.flush()
-        except Exception as err:
-            self._fail_batch(batcher, err)
-
-    def _fail_batch(self, batcher: Batcher, err: Exception, *also: int) -> None:
-        """The model or decoder failed on a batch: its uploads fail, the next batch starts afresh."""
-        log.exception("transcription failed", exc_info=err)
-        for file in [file for file, _ in batcher.pending] + list(also):
-            if file in batcher.files:
-                self._failed.add(file)
-                batcher.files[file].error = f"transcription failed ({type(err).__name__})"
-        batcher.pending.clear()
-        batcher.longest = 0
-
-    def _finish(self, job: _Job, transcript: Transcript) -> None:
-        job.pieces.close()  # type: ignore[attr-defined]  # an abandoned reader lets go of its buffers
-        if job.too_long:
-            job.future.set_exception(AudioTooLong())
-        elif job.id in self._failed:
-            self._failed.discard(job.id)
-            job.future.set_exception(TranscriptionFailed(transcript.error))
-        elif transcript.error is not None:
-            job.future.set_exception(BadAudio(transcript.error))
-        else:
-            job.future.set_result(transcript)
-
-
-def _run_call(call: _Call) -> None:
-    try:
-        call.future.set_result(call.function(*call.args))
-    except Exception as err:
-        call.future.set_exception(err)
-
-
-# --- responses ------------------------------------------------------------------------------
-
-
-def _round(seconds: float) -> float:
-    return round(seconds, 3)
-
-
-def verbose_json(transcript: Transcript, granularities: tuple[str, ...]) -> dict:
-    """OpenAI's ``verbose_json``: the text, its duration, and segments and/or words with their
-    times and confidences. A segment's ``avg_logprob`` is the mean log confidence of its words,
-    and its ``compression_ratio`` that of its text under zlib, as whisper computes it."""
-    body: dict = {"task": "transcribe", "language": "english", "duration": _round(transcript.duration),
-                  "text": transcript.text}
-    if "segment" in granularities or not granularities:
-        segments = []
-        for i, segment in enumerate(split_segments(transcript.words)):
-            text = segment.text.encode()
-            segments.append({
-                "id": i, "start": _round(segment.start), "end": _round(segment.end), "text": segment.text,
-                "avg_logprob": round(sum(math.log(max(w.confidence, 1e-10)) for w in segment.words)
-                                     / len(segment.words), 4),
-                "compression_ratio": round(len(text) / len(zlib.compress(text)), 4),
-                "temperature": 0.0,  # no sampling: search is deterministic
-                "words": [word_json(w) for w in segment.words],
-            })
-        body["segments"] = segments
-    if "word" in granularities:
-        body["words"] = [word_json(w) for w in transcript.words]
-    return body
-
-
-# --- the HTTP app ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -351,127 +46,82 @@ class ServerSettings:
     created: int = 0  # the model file's time, for /v1/models
 
 
-class RequestError(Exception):
-    """An answer in OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+def create_app(engine: Engine, settings: ServerSettings):
+    """The Starlette app over ``engine``; the caller closes the engine."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route, WebSocketRoute
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
-        self.headers = headers or {}
+    middleware = []
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
 
-    def response(self):
-        from starlette.responses import JSONResponse
-
-        kind = {401: "authentication_error", 503: "server_error", 500: "server_error"}.get(self.status,
-                                                                                           "invalid_request_error")
-        return JSONResponse({"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}},
-                            self.status, headers=self.headers)
-
-
-async def _read_body(request, limit: int) -> bytes:
-    """The request body, or a 413 once it passes ``limit`` bytes (the rest is read and dropped,
-    up to DRAIN_BYTES, so that the client, still sending, hears the answer)."""
-    too_big = RequestError(413, f"the upload is larger than the server's limit of {limit / (1 << 20):g} MB",
-                           "file", "file_too_large")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        if int(declared) <= DRAIN_BYTES:
-            async for _ in request.stream():
-                pass
-        raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit + FORM_OVERHEAD:
-            chunks.clear()
-            if size > DRAIN_BYTES:
-                raise too_big
-        else:
-            chunks.append(chunk)
-    if size > limit + FORM_OVERHEAD:
-        raise too_big
-    return b"".join(chunks)
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+    routes = [
+        Route("/", _index), Route("/health", _health), Route("/v1/models", _models),
+        Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
+        WebSocketRoute("/v1/audio/live", _live),
+    ]
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.engine, app.state.settings = engine, settings
+    app.state.page = resources.files("asr").joinpath("web/index.html").read_text(encoding="utf-8")
+    app.state.streams = 0  # live streams open; only _live counts them
+    return app
 
 
-async def _parse_form(request, body: bytes) -> dict[str, list]:
-    """The multipart form's fields, files held in memory (never spooled to disk)."""
-    from starlette.formparsers import MultiPartException, MultiPartParser
+# --- the handlers ---------------------------------------------------------------------------
 
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise RequestError(400, "send the audio as multipart/form-data with a 'file' field, as OpenAI's API takes it")
 
-    async def chunks():
-        yield body
-        yield b""
+def _api_key(connection) -> bytes | None:
+    key = connection.app.state.settings.api_key
+    return key.encode() if key else None
 
-    parser = MultiPartParser(request.headers, chunks(), max_files=4, max_fields=64)
-    parser.spool_max_size = len(body) + 1  # a SpooledTemporaryFile that never rolls over to disk
+
+def _authorize(connection) -> None:
+    """A 401 unless the server takes no key or the request carries it as a bearer token."""
+    key = _api_key(connection)
+    if key is None:
+        return
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key)):
+        raise RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _transcriptions(request):
     try:
-        form = await parser.parse()
-    except MultiPartException as err:
-        raise RequestError(400, f"malformed multipart form ({err})") from None
-    fields: dict[str, list] = {}
-    for key, value in form.multi_items():
-        fields.setdefault(key, []).append(value)
-    return fields
+        _authorize(request)
+        upload = await read_upload(request, request.app.state.settings.max_upload_bytes)
+        transcript = await _transcribe(request.app.state.engine, upload)
+        return render_response(transcript, upload.response_format, upload.granularities)
+    except RequestError as err:
+        return err.response()
 
 
-async def _upload(fields: dict[str, list]) -> tuple[bytes, str]:
-    from starlette.datastructures import UploadFile
+async def _transcribe(engine: Engine, upload: Upload) -> Transcript:
+    """``upload``'s transcript from ``engine``; the engine's refusals and failures as
+    :class:`RequestError`."""
+    from starlette.concurrency import run_in_threadpool
 
-    files = [f for f in fields.get("file", []) if isinstance(f, UploadFile)]
-    if not files:
-        raise RequestError(400, "the form has no 'file' field with the audio", "file", "missing_file")
+    name = upload.name
     try:
-        data = await files[0].read()
-    finally:
-        for values in fields.values():
-            for value in values:
-                if isinstance(value, UploadFile):
-                    await value.close()
-    # The client's file name only names the upload in messages; it never becomes a path.
-    name = Path((files[0].filename or "upload").replace("\\", "/")).name[:120] or "upload"
-    return data, name
-
-
-def _field(fields: dict[str, list], name: str, default: str | None = None) -> str | None:
-    values = [v for v in fields.get(name, []) if isinstance(v, str)]
-    return values[0].strip() if values else default
-
-
-def _options(fields: dict[str, list]) -> tuple[str, tuple[str, ...]]:
-    response_format = _field(fields, "response_format", "json") or "json"
-    if response_format not in RESPONSE_FORMATS:
-        raise RequestError(400, f"response_format {response_format!r}: choose one of {', '.join(RESPONSE_FORMATS)}",
-                           "response_format")
-    granularities = tuple(v.strip() for v in fields.get("timestamp_granularities[]", []) + fields.get(
-        "timestamp_granularities", []) if isinstance(v, str))
-    for value in granularities:
-        if value not in GRANULARITIES:
-            raise RequestError(400, f"timestamp_granularities {value!r}: choose word or segment",
-                               "timestamp_granularities")
-    language = (_field(fields, "language", "") or "").lower()
-    if language and language not in ENGLISH:
-        raise RequestError(400, f"language {language!r}: this server's model transcribes English (en) only", "language")
-    if (_field(fields, "stream", "false") or "false").lower() == "true":
-        raise RequestError(400, "streamed responses are not supported: the whole transcript is sent at once", "stream")
-    return response_format, granularities
-
-
-def render_response(transcript: Transcript, response_format: str, granularities: tuple[str, ...]):
-    from starlette.responses import JSONResponse, PlainTextResponse
-
-    if response_format == "json":
-        return JSONResponse({"text": transcript.text})
-    if response_format == "verbose_json":
-        return JSONResponse(verbose_json(transcript, granularities))
-    if response_format == "srt":
-        return PlainTextResponse(to_srt(transcript))
-    if response_format == "vtt":
-        return PlainTextResponse(to_vtt(transcript), media_type="text/vtt")
-    return PlainTextResponse(transcript.text + "\n")
+        future = engine.submit(upload.data, name)
+    except QueueFull:
+        raise RequestError(503, f"the server is busy ({engine.max_queue} requests in progress); "
+                                "try again shortly", code="queue_full", headers={"Retry-After": "1"}) from None
+    try:
+        return await asyncio.wrap_future(future)
+    except BadAudio as err:
+        raise RequestError(400, f"{name}: {err}", "file", "invalid_audio") from None
+    except ShuttingDown:
+        raise RequestError(503, "the server is shutting down", code="shutting_down") from None
+    except TranscriptionFailed as err:
+        raise RequestError(500, f"{name}: {err}; the server logged why", code="transcription_failed") from None
+    except AudioTooLong:
+        seconds = await run_in_threadpool(_audio_seconds, upload.data, name)
+        raise RequestError(413, f"{name}: the audio is {seconds:.1f} s long; the server's limit is "
+                                f"{engine.max_audio_seconds:g} s", "file", "audio_too_long") from None
 
 
 def _audio_seconds(data: bytes, name: str) -> float:
@@ -480,6 +130,65 @@ def _audio_seconds(data: bytes, name: str) -> float:
         return audio_bytes_duration(data, name)
     except AudioError:
         return math.nan
+
+
+async def _models(request):
+    from starlette.responses import JSONResponse
+
+    try:
+        _authorize(request)
+    except RequestError as err:
+        return err.response()
+    settings = request.app.state.settings
+    return JSONResponse({"object": "list", "data": [
+        {"id": settings.model_name, "object": "model", "created": settings.created, "owned_by": "asr"}]})
+
+
+async def _health(request):
+    from starlette.responses import JSONResponse
+
+    stats = request.app.state.engine.stats()
+    return JSONResponse({"status": "ok", "model": request.app.state.settings.model_name, "queued": stats.queued,
+                         "max_queue": stats.max_queue, "requests": stats.requests,
+                         "audio_seconds": round(stats.audio_seconds, 1)})
+
+
+async def _index(request):
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(request.app.state.page)
+
+
+async def _live(websocket):
+    """Binary frames of s16le mono PCM (``?rate=``, default 16000) in; one JSON object per
+    update out, as ``asr listen --format jsonl`` prints them. A text frame ``end`` makes
+    the open segment final and closes the stream."""
+    state = websocket.app.state
+    await websocket.accept()
+    error = None
+    try:
+        _authorize(websocket)
+    except RequestError:
+        error = RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY', or "
+                                  '{"api_key": "KEY"} as the first message', code="invalid_api_key")
+        # A browser cannot set headers on a WebSocket: its first message may carry the key.
+        if "authorization" not in websocket.headers and await _key_message(websocket, _api_key(websocket)):
+            error = None
+    rate = websocket.query_params.get("rate", str(SAMPLE_RATE))
+    if error is None and not (rate.isdigit() and 4000 <= int(rate) <= 768_000):
+        error = RequestError(400, f"rate {rate!r}: give the PCM's sample rate in Hz, 4000-768000", "rate")
+    if error is None and state.streams >= state.settings.max_streams:
+        error = RequestError(503, f"the server is busy ({state.settings.max_streams} live streams); "
+                                  "try again shortly", code="too_many_streams")
+    if error is not None:
+        await websocket.send_text(error.response().body.decode())
+        await websocket.close(code={401: 1008, 503: 1013}.get(error.status, 1003))
+        return
+    state.streams += 1
+    try:
+        await _live_stream(websocket, state.engine, state.engine.listener(), int(rate))
+    finally:
+        state.streams -= 1
 
 
 async def _key_message(websocket, key: bytes) -> bool:
@@ -518,121 +227,7 @@ async def _live_stream(websocket, engine: Engine, listener: Listener, rate: int)
         return
 
 
-def create_app(engine: Engine, settings: ServerSettings):
-    """The Starlette app over ``engine``; the caller closes the engine."""
-    from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
-    from starlette.middleware import Middleware
-    from starlette.responses import HTMLResponse, JSONResponse
-    from starlette.routing import Route, WebSocketRoute
-
-    page = resources.files("asr").joinpath("web/index.html").read_text(encoding="utf-8")
-    key = settings.api_key.encode() if settings.api_key else None
-
-    def authorize(request) -> None:
-        if key is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key)):
-            raise RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                               code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-
-    async def transcriptions(request):
-        try:
-            authorize(request)
-            body = await _read_body(request, settings.max_upload_bytes)
-            fields = await _parse_form(request, body)
-            del body
-            data, name = await _upload(fields)
-            response_format, granularities = _options(fields)
-            if len(data) > settings.max_upload_bytes:
-                raise RequestError(413, f"the upload is larger than the server's limit of "
-                                        f"{settings.max_upload_bytes / (1 << 20):g} MB", "file", "file_too_large")
-            if not data:
-                raise RequestError(400, "the uploaded file is empty", "file", "invalid_audio")
-            try:
-                future = engine.submit(data, name)
-            except QueueFull:
-                raise RequestError(503, f"the server is busy ({engine.max_queue} requests in progress); "
-                                        "try again shortly", code="queue_full", headers={"Retry-After": "1"}) from None
-            try:
-                transcript = await asyncio.wrap_future(future)
-            except BadAudio as err:
-                raise RequestError(400, f"{name}: {err}", "file", "invalid_audio") from None
-            except ShuttingDown:
-                raise RequestError(503, "the server is shutting down", code="shutting_down") from None
-            except TranscriptionFailed as err:
-                raise RequestError(500, f"{name}: {err}; the server logged why", code="transcription_failed") from None
-            except AudioTooLong:
-                seconds = await run_in_threadpool(_audio_seconds, data, name)
-                raise RequestError(413, f"{name}: the audio is {seconds:.1f} s long; the server's limit is "
-                                        f"{engine.max_audio_seconds:g} s", "file", "audio_too_long") from None
-            return render_response(transcript, response_format, granularities)
-        except RequestError as err:
-            return err.response()
-
-    async def models(request):
-        try:
-            authorize(request)
-        except RequestError as err:
-            return err.response()
-        return JSONResponse({"object": "list", "data": [
-            {"id": settings.model_name, "object": "model", "created": settings.created, "owned_by": "asr"}]})
-
-    async def health(request):
-        stats = engine.stats()
-        return JSONResponse({"status": "ok", "model": settings.model_name, "queued": stats.queued,
-                             "max_queue": stats.max_queue, "requests": stats.requests,
-                             "audio_seconds": round(stats.audio_seconds, 1)})
-
-    streams = 0  # live streams open
-
-    async def live(websocket):
-        """Binary frames of s16le mono PCM (``?rate=``, default 16000) in; one JSON object per
-        update out, as ``asr listen --format jsonl`` prints them. A text frame ``end`` makes
-        the open segment final and closes the stream."""
-        nonlocal streams
-        await websocket.accept()
-        error = None
-        try:
-            authorize(websocket)
-        except RequestError:
-            error = RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY', or "
-                                      '{"api_key": "KEY"} as the first message', code="invalid_api_key")
-            # A browser cannot set headers on a WebSocket: its first message may carry the key.
-            if "authorization" not in websocket.headers and await _key_message(websocket, key):
-                error = None
-        rate = websocket.query_params.get("rate", str(SAMPLE_RATE))
-        if error is None and not (rate.isdigit() and 4000 <= int(rate) <= 768_000):
-            error = RequestError(400, f"rate {rate!r}: give the PCM's sample rate in Hz, 4000-768000", "rate")
-        if error is None and streams >= settings.max_streams:
-            error = RequestError(503, f"the server is busy ({settings.max_streams} live streams); try again shortly",
-                                 code="too_many_streams")
-        if error is not None:
-            await websocket.send_text(error.response().body.decode())
-            await websocket.close(code={401: 1008, 503: 1013}.get(error.status, 1003))
-            return
-        streams += 1
-        try:
-            await _live_stream(websocket, engine, engine.listener(), int(rate))
-        finally:
-            streams -= 1
-
-    async def index(request):
-        return HTMLResponse(page)
-
-    middleware = []
-    if settings.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware
-
-        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
-    routes = [
-        Route("/", index), Route("/health", health), Route("/v1/models", models),
-        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
-        WebSocketRoute("/v1/audio/live", live),
-    ]
-    return Starlette(routes=routes, middleware=middleware)
+# --- dependencies ---------------------------------------------------------------------------
 
 
 class ServeDependencyError(UserError):

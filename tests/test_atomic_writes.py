@@ -53,7 +53,7 @@ def _tiny_checkpoint(path: Path) -> None:
 
 
 def _manifest(path: Path) -> None:
-    write_manifest([Utterance(f"u{i}", "a.flac", 1.0, BIG[:64]) for i in range(400)], path)
+    write_manifest([Utterance(f"u{i}", "a.flac", 1.0, BIG[:64], "s1") for i in range(400)], path)
 
 
 def _transcript(path: Path) -> None:
@@ -67,12 +67,12 @@ def _reports(path: Path) -> None:
     write_reports(result, path.parent)
 
 
-def _tuning(path: Path) -> None:
+def _tuning(path: Path, dev_manifest: str = BIG) -> None:
     checkpoint, lm = path.parent / "best.pt", path.parent / "lm.arpa"
     if not checkpoint.exists():
         checkpoint.write_bytes(b"weights")
         lm.write_bytes(b"lm")
-    store_tuned(checkpoint, lm, TunedWeights(0.5, 1.0, 16, 0.1, 0.05, BIG, 10, 81, path))
+    store_tuned(checkpoint, lm, TunedWeights(0.5, 1.0, 16, 0.1, 0.05, dev_manifest, 10, 81, path))
 
 
 def _checkpoint(path: Path) -> None:
@@ -94,17 +94,21 @@ WRITERS: dict[str, tuple[str, Callable[[Path], None]]] = {
 def test_a_failed_write_keeps_the_old_file_whole_and_names_it(tmp_path: Path, writer: str) -> None:
     name, write = WRITERS[writer]
     target = tmp_path / name
-    target.write_text("the old file\n")
+    if writer == "LM tuning file":  # it reads the old file first: it must be one
+        _tuning(target, "dev.jsonl")
+    else:
+        target.write_text("the old file\n")
+    old = target.read_bytes()
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with file_size_limit(LIMIT), pytest.raises((WriteError, CheckpointError)) as err:
         write(target)
     message = str(err.value)
     assert str(tmp_path) in message and "File too large" in message and "\n" not in message, message
-    assert target.read_text() == "the old file\n"  # untouched
+    assert target.read_bytes() == old  # untouched
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name not in before)
     assert all(not n.startswith(".") for n in leftovers), leftovers  # no temporary file beside it
     write(target)  # without the limit the same write succeeds
-    assert target.read_bytes() != b"the old file\n"
+    assert target.read_bytes() != old
 
 
 def test_the_helper_fsyncs_before_the_rename(tmp_path: Path, monkeypatch) -> None:

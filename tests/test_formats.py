@@ -6,8 +6,8 @@ import json
 import random
 
 from asr.align import Word
+from asr.batching import Transcript
 from asr.formats import render, split_segments, to_json
-from asr.transcribe import Transcript
 
 
 def _words(spec: list[tuple[str, float, float]]) -> tuple[Word, ...]:

@@ -30,7 +30,8 @@ import uvicorn
 
 from asr.audio import SAMPLE_RATE
 from asr.decode import GreedyDecoder
-from asr.serve import Engine, ServerSettings, create_app
+from asr.engine import Engine
+from asr.serve import ServerSettings, create_app
 from asr.transcribe import TranscribeOptions, transcribe_files
 from tone import VOCAB, ToneModel, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
@@ -313,7 +314,8 @@ def test_asr_serve_port_taken_is_one_line(random_checkpoint: Path) -> None:
 
 
 def test_serve_help_states_the_library_defaults() -> None:
-    from asr.serve import MAX_AUDIO_SECONDS, MAX_QUEUE, MAX_UPLOAD_MB
+    from asr.engine import MAX_AUDIO_SECONDS, MAX_QUEUE
+    from asr.serve import MAX_UPLOAD_MB
 
     help_text = subprocess.run([sys.executable, "-m", "asr", "serve", "--help"], capture_output=True, text=True).stdout
     help_text = " ".join(help_text.split())

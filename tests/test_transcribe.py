@@ -33,20 +33,14 @@ from asr.audio import (
     stream_audio,
     stream_audio_bytes,
 )
+from asr.batching import _Stitcher
 from asr.checkpoint import load_model
 from asr.cli import main
 from asr.corpora.synthetic.sentences import generate_sentences
 from asr.decode import GreedyDecoder
+from asr.segment import _pieces
 from asr.text import WORD_SEP
-from asr.transcribe import (
-    CPU_BATCH_SECONDS,
-    MAX_BATCH_SECONDS,
-    TranscribeOptions,
-    _pieces,
-    _Stitcher,
-    find_inputs,
-    transcribe_files,
-)
+from asr.transcribe import CPU_BATCH_SECONDS, MAX_BATCH_SECONDS, TranscribeOptions, find_inputs, transcribe_files
 from tone import TONE_POSTERIOR, VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -357,9 +351,9 @@ def test_trained_model_times_separately_spoken_words(trained_model: Path, tmp_pa
     scripts/bench_longform.py.
     """
     from asr.align import HEARD_SECONDS
+    from asr.batching import frame_seconds
     from asr.checkpoint import log_probs
     from asr.corpora.synthetic.recordings import spoken_words
-    from asr.transcribe import frame_seconds
 
     recording = spoken_words(SPOKEN_WORDS)
     path = tmp_path / "words.flac"
@@ -423,7 +417,7 @@ def test_trained_model_ten_minute_recording_loses_and_doubles_nothing(trained_mo
     assert long.error is None and long.duration == pytest.approx(len(recording.audio) / SAMPLE_RATE)
     _assert_words_in_order(long.words, long.duration)
     from asr.align import HEARD_SECONDS
-    from asr.transcribe import frame_seconds
+    from asr.batching import frame_seconds
 
     margin = HEARD_SECONDS + frame_seconds(loaded)
     starts, ends = np.array([w.start for w in long.words]), np.array([w.end for w in long.words])

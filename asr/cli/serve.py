@@ -18,8 +18,9 @@ API_KEY_VARIABLE = "ASR_API_KEY"
 
 
 def add_serve(sub) -> None:
-    # Defaults are asr.serve's, filled in when the command runs (importing it here would make
-    # every command pay for torch); the help states them, and a test checks it does truly.
+    # Defaults are asr.serve's and asr.engine's, filled in when the command runs (importing them
+    # here would make every command pay for torch); the help states them, and a test checks it
+    # does truly.
     p = sub.add_parser("serve", help="serve a model over HTTP: OpenAI's /v1/audio/transcriptions and a web page")
     add_model_args(p, onnx=True, compute_type=True)
     add_decoder_args(p)
@@ -60,15 +61,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from asr.serve import (
-        MAX_AUDIO_SECONDS,
-        MAX_QUEUE,
-        MAX_UPLOAD_MB,
-        Engine,
-        ServerSettings,
-        create_app,
-        require_server_packages,
-    )
+    from asr.engine import MAX_AUDIO_SECONDS, MAX_QUEUE, Engine
+    from asr.serve import MAX_UPLOAD_MB, ServerSettings, create_app, require_server_packages
 
     require_server_packages()
     import uvicorn
