@@ -46,7 +46,7 @@ class TrainingLog:
         that stopped (the resumed run writes its own)."""
         if not self.enabled or not self.path.exists():
             return
-        lines = self.path.read_text().splitlines()
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
         kept = []
         for line in lines:
             try:
@@ -79,7 +79,7 @@ class TrainingLog:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
         train = [r for r in rows if r["kind"] == "train"]
         dev = [r for r in rows if r["kind"] == "dev"]
         fig, (ax_loss, ax_wer) = plt.subplots(1, 2, figsize=(10, 4))

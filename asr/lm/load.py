@@ -113,7 +113,10 @@ def arpa_counts(path: Path) -> list[int]:
         for line in f:
             line = line.strip()
             if line.startswith("ngram ") and "=" in line:
-                counts.append(int(line.split("=", 1)[1]))
+                try:
+                    counts.append(int(line.split("=", 1)[1]))
+                except ValueError:
+                    raise LMError(f"{path}: malformed ARPA header line {line[:80]!r}") from None
             elif line.startswith("\\") and line != "\\data\\":
                 break
     return counts
@@ -142,6 +145,9 @@ class NGramLM:
         self.path = Path(path)
         if not self.path.is_file():
             raise LMError(f"{self.path}: language model file not found")
+        # The words first: a file that is not UTF-8 is named with its line before KenLM reads it.
+        self.words: frozenset[str] | None = (read_arpa_unigrams(self.path) if is_arpa(self.path)
+                                             else read_binary_words(self.path))
         config = kenlm.Config()
         config.show_progress = False
         config.arpa_complain = kenlm.ARPALoadComplain.NONE
@@ -151,8 +157,6 @@ class NGramLM:
             reason = _kenlm_reason(err)
             raise LMError(f"{self.path}: not a valid ARPA or KenLM binary language model ({reason})") from None
         self.order: int = self._model.order
-        self.words: frozenset[str] | None = (read_arpa_unigrams(self.path) if is_arpa(self.path)
-                                             else read_binary_words(self.path))
         self._kenlm = kenlm
 
     def __reduce__(self) -> tuple:

@@ -267,8 +267,11 @@ def synthesize_corpus(out_dir: Path, config: SynthConfig, progress: bool = True)
     fingerprint = _fingerprint(config, plan)
     state_path = out_dir / SYNTH_FILE
     if state_path.exists():
-        state = json.loads(state_path.read_text())
-        if {k: state.get(k) for k in fingerprint} != fingerprint:
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            state = {}  # damaged: not this corpus's record, so it is refused below
+        if not isinstance(state, dict) or {k: state.get(k) for k in fingerprint} != fingerprint:
             raise CorpusMismatchError(
                 f"{out_dir} holds a corpus made with other settings: delete it or choose another output directory"
             )
