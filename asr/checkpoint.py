@@ -94,7 +94,8 @@ def save_checkpoint(path: str | Path, model: AcousticModel, config: ExperimentCo
     except WriteError as err:
         raise CheckpointError(str(err)) from None
     except RuntimeError as err:  # the payload is plain data: torch.save fails only in writing
-        raise CheckpointError(f"{path}: cannot write checkpoint ({_one_line(err)})") from None
+        kept = "; the previous checkpoint there is intact" if path.exists() else ""
+        raise CheckpointError(f"{path}: cannot write checkpoint ({_one_line(err)}){kept}") from None
 
 
 def remove_partial_checkpoints(folder: str | Path) -> list[Path]:
