@@ -20,7 +20,9 @@ SEP, A, B = 1, 2, 3
 # A word that is a prefix of another (A, AB), homophones (B, BEE), a word with two
 # pronunciations (BA), and a word the LM lacks (BB).
 LEXICON = {"A": [(A,)], "AB": [(A, B)], "B": [(B,)], "BEE": [(B,)], "BA": [(B, A), (A, A)], "BB": [(B, B)]}
-EXACT = {"beam_width": 5000, "token_min_logprob": None, "beam_prune_logprob": None}
+# No pruning, and every word history kept apart (recombining histories in one LM state keeps
+# the best of them, not the sum over each word sequence's paths that brute force computes).
+EXACT = {"beam_width": 5000, "token_min_logprob": None, "beam_prune_logprob": None, "recombine": False}
 
 
 def parses(labeling: tuple[int, ...], lexicon: dict, sep: int | None) -> list[tuple[str, ...]]:

@@ -77,7 +77,11 @@ class LexiconBeamSearchDecoder:
     characters, whose transcripts always hold the separator; it also keeps a character
     lexicon from reading one long word as several short ones). Hypotheses in the
     same state merge (log-add), so a hypothesis sums over pronunciations and separator
-    placements that lead to the same state. Without an LM, a word scores ``beta``.
+    placements that lead to the same state. With ``recombine``, hypotheses whose word
+    histories differ but end in the same LM state (the same trie node and last unit too)
+    also merge, keeping the better one (Viterbi over histories, as flashlight's
+    ``LexiconDecoder`` does), so that a small beam is not filled with histories that differ
+    only in words the LM no longer sees. Without an LM, a word scores ``beta``.
 
     A hypothesis scores ``ln P_ctc + alpha * ln P_lm(words </s>) + beta * n_words``. A
     lexicon word the LM lacks scores ``oov_logprob`` instead of the LM's ``<unk>``. For
@@ -114,6 +118,7 @@ class LexiconBeamSearchDecoder:
         token_min_logprob: float | None = -10.0,
         beam_prune_logprob: float | None = -10.0,
         oov_logprob: float = -20.0,
+        recombine: bool = True,
     ) -> None:
         if beam_width < 1:
             raise ValueError(f"beam_width must be at least 1, got {beam_width}")
@@ -157,7 +162,7 @@ class LexiconBeamSearchDecoder:
             "beam_prune": -math.inf if beam_prune_logprob is None else beam_prune_logprob,
             "use_lm": lm is not None, "alpha": alpha, "beta": beta, "oov_logprob": oov_logprob,
             "lm_begin": 0 if compiled is None else compiled.begin, "lm_eos": 0 if compiled is None else compiled.eos,
-            "unk_prob": 0.0 if compiled is None else compiled.tables.unk_prob,
+            "unk_prob": 0.0 if compiled is None else compiled.tables.unk_prob, "recombine": recombine,
         }.items():
             settings[name] = value
         self._settings = settings

@@ -35,6 +35,7 @@ LEXICON_SETTINGS = np.dtype([
     ("lm_begin", np.int64),  # the compiled LM's node after <s>
     ("lm_eos", np.int64),  # the compiled LM's id of </s>
     ("unk_prob", np.float64),  # log10 P(<unk>) of the compiled LM
+    ("recombine", np.bool_),  # hypotheses whose histories end in one LM state merge (the best stands)
 ])
 
 # Records columns: the previous record, the unit, the frame it was first emitted at, and the
@@ -78,7 +79,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
     opt = settings[0]
     width, sep, sep_required = opt.width, opt.sep, opt.sep_required
     min_logprob, beam_prune = opt.min_logprob, opt.beam_prune
-    use_lm, alpha, beta = opt.use_lm, opt.alpha, opt.beta
+    use_lm, alpha, beta, recombine = opt.use_lm, opt.alpha, opt.beta, opt.recombine
     word_bound = beta if alpha >= 0 and opt.oov_logprob <= 0 else math.inf  # most a word can add
     n_units = lp.shape[1]
 
@@ -160,9 +161,10 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
             c_h[s], c_q[s], c_last[s], c_from[s], c_new[s] = beam_h[i], beam_q[i], beam_last[i], i, False
             c_pb[s] = _logaddexp(beam_pb[i], beam_pnb[i]) + row[0]
             c_pnb[s] = beam_pnb[i] + row[beam_last[i]] if beam_last[i] >= 0 else _NEG_INF
-            j = _cand_slot(cand_keys, cand_marks, mark, beam_h[i], beam_q[i], beam_last[i])
+            key = hist_state[beam_h[i]] if recombine else beam_h[i]
+            j = _cand_slot(cand_keys, cand_marks, mark, key, beam_q[i], beam_last[i])
             cand_marks[j], cand_slot[j] = mark, s
-            cand_keys[j, 0], cand_keys[j, 1], cand_keys[j, 2] = beam_h[i], beam_q[i], beam_last[i]
+            cand_keys[j, 0], cand_keys[j, 1], cand_keys[j, 2] = key, beam_q[i], beam_last[i]
             top = max(top, _logaddexp(c_pb[s], c_pnb[s]) + hist_lm[beam_h[i]] + lookahead[beam_q[i]])
         for i in range(n_beam):
             h, q, last = beam_h[i], beam_q[i], beam_last[i]
@@ -220,7 +222,16 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
                     if score < top + beam_prune:
                         continue
                     top = max(top, score)
-                    j = _cand_slot(cand_keys, cand_marks, mark, h2, q3, c)
+                    key = hist_state[h2] if recombine else h2
+                    j = _cand_slot(cand_keys, cand_marks, mark, key, q3, c)
+                    if cand_marks[j] == mark and c_h[cand_slot[j]] != h2:
+                        # Another word history in the same LM state, trie node and unit: the
+                        # futures are the same, so the better one stands for both (Viterbi over
+                        # histories, as flashlight's LexiconDecoder merges).
+                        s = cand_slot[j]
+                        if score > _logaddexp(c_pb[s], c_pnb[s]) + hist_lm[c_h[s]] + lookahead[q3]:
+                            c_h[s], c_from[s], c_new[s], c_pb[s], c_pnb[s] = h2, i, True, _NEG_INF, ext
+                        continue
                     if cand_marks[j] == mark:  # already a candidate: merge
                         s = cand_slot[j]
                         if ext > _logaddexp(c_pb[s], c_pnb[s]):
@@ -231,7 +242,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
                     s = n_c
                     n_c += 1
                     cand_marks[j], cand_slot[j] = mark, s
-                    cand_keys[j, 0], cand_keys[j, 1], cand_keys[j, 2] = h2, q3, c
+                    cand_keys[j, 0], cand_keys[j, 1], cand_keys[j, 2] = key, q3, c
                     c_h[s], c_q[s], c_last[s], c_from[s], c_new[s] = h2, q3, c, i, True
                     c_pb[s], c_pnb[s] = _NEG_INF, ext
 
