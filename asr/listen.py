@@ -17,9 +17,11 @@ at most ``max_segment_seconds / update_seconds`` seconds of audio decoded per se
 Memory holds one segment and a short history of frame energies (for the noise floor that
 pauses are judged against), whatever the length of the stream.
 
-Words are timed in seconds from the start of the stream. A word is final once, in order:
-a final word is kept only when its centre lies after the end of the last final word, so no
-word is doubled where a segment is cut, and a cut falls between words, so none is lost.
+Words are timed in seconds from the start of the stream, and finals never overlap: a word is
+kept only when it begins where the last final word ended or after (give or take one output
+frame). So no word is doubled where a segment is cut, nor when a decode with more context
+joins a final word to the next (that longer word is dropped); a cut falls between words, so
+none is lost there.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 
 from asr.align import Word, energy_db
 from asr.audio import SAMPLE_RATE
-from asr.batching import decode_words
+from asr.batching import decode_words, frame_seconds
 from asr.formats import word_json
 from asr.hypothesis import Decoder
 from asr.inference import Recognizer
@@ -89,6 +91,8 @@ class Listener:
         self.segment = np.zeros(0, np.float32)  # the open segment's audio
         self.start = 0  # stream sample where the segment begins
         self.final_until = 0.0  # s: end of the last final word
+        # s: one output frame (and float rounding), how far two decodes may time one word edge apart
+        self.jitter = frame_seconds(recognizer) + 1e-6
         self.fresh = 0  # samples received since the last update
         self.history: collections.deque[np.ndarray] = collections.deque()  # energies of past frames, in blocks
         self.history_frames = 0
@@ -185,8 +189,22 @@ class Listener:
 
     def _decode(self, samples: int) -> list[Word]:
         (words,) = decode_words(self.recognizer, self.decoder, [(self.segment[:samples], self.start / SAMPLE_RATE)])
-        # Words already final, or begun before the last final one ended, were emitted before.
-        return [w for w in words if (w.start + w.end) / 2 > self.final_until]
+        return self._after_finals(words)
+
+    def _after_finals(self, words: list[Word]) -> list[Word]:
+        """The words that begin where the finals end, each after the one before it, so that
+        whatever part of them becomes final covers no audio that is final already."""
+        kept: list[Word] = []
+        floor = self.final_until
+        for w in words:
+            # A word that begins further back than a frame's jitter was heard again over final
+            # audio, often joined to the next (ARICHE final, then ARICHETEXSAS): it is dropped,
+            # not cut, since a word's letters carry no times to cut it by, and losing the tail of
+            # one misheard word reads better than a caption that says its start twice.
+            if w.end > floor and w.start >= floor - self.jitter:
+                kept.append(Word(w.text, max(w.start, floor), w.end, w.confidence))
+                floor = w.end
+        return kept
 
     def _emit(self, words: list[Word], endpoint: bool) -> list[Update]:
         shown, self.partial = self.partial, self.partial and not endpoint

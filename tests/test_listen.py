@@ -7,16 +7,22 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from asr.audio import SAMPLE_RATE
+from asr.checkpoint import LoadedModel
+from asr.config import ExperimentConfig
 from asr.decode import GreedyDecoder
 from asr.listen import Listener, ListenOptions, listen
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
 from asr.transcribe import transcribe_files
-from tone import VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
+from tone import LETTER_GAP, VOCAB, silence, speak, tone_model  # noqa: E402  (tests/ is on the path)
 
 BLOCK = 1600  # samples fed at a time: 0.1 s
 
@@ -115,6 +121,87 @@ def test_an_hour_stream_keeps_memory_flat() -> None:
     assert words == 5 * repeats  # every word, every time
     assert late - early < 1 << 20, (early, late)  # less than 1 MB more after 50 more minutes
     assert peak < 64 << 20
+
+
+# --- finals never overlap, on long streams -------------------------------------------------------
+
+EPSILON = 1e-9  # s: float rounding
+WORDS = "THE QUICK BROWN FOX JUMPS OVER LAZY DOG AND RUNS AWAY QUIZ HELLO THERE ZEBRA BOXES".split()
+PAUSES = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0)  # s between utterances
+LONG_OPTIONS = [ListenOptions(), ListenOptions(right_context_seconds=0.2, max_segment_seconds=2.0),
+                ListenOptions(update_seconds=0.1, right_context_seconds=0.0, max_segment_seconds=3.0),
+                ListenOptions(update_seconds=0.5, pause_seconds=1.0, max_segment_seconds=4.0)]
+LONG_IDS = ["default", "short segments", "no right context", "long updates"]
+
+
+def assert_finals_never_overlap(updates: list) -> None:
+    """Finals come in time order and each word starts where the last final word ended or
+    later: no span of audio is final twice, and no final extends one that is."""
+    problems, until = [], 0.0
+    for update in (u for u in updates if u.final and u.words):
+        if (update.start, update.end) != (update.words[0].start, update.words[-1].end):
+            problems.append(f"update {update.text!r} [{update.start:.3f}-{update.end:.3f}] is not its words' span")
+        for word in update.words:
+            if not until - EPSILON <= word.start <= word.end:
+                problems.append(f"{word.text} [{word.start:.3f}-{word.end:.3f}], the finals before it end at {until:.3f}")
+            until = max(until, word.end)
+    assert not problems, f"{len(problems)} overlapping finals: {problems[:5]}"
+
+
+def long_stream(seed: int, utterances: int = 60, noise: float = 0.0) -> tuple[np.ndarray, str]:
+    """Tone speech of ``utterances`` random phrases, each followed by a pause drawn from
+    ``PAUSES`` (after a letter's gap: at 0 the next phrase runs on), with Gaussian noise of
+    ``noise`` amplitude; the audio and its letters."""
+    rng = np.random.default_rng(seed)
+    parts, letters = [], ""
+    for _ in range(utterances):
+        text = " ".join(rng.choice(WORDS, rng.integers(1, 5)))
+        parts += [speak(text, pad=0.0)[0], silence(LETTER_GAP + float(rng.choice(PAUSES)))]
+        letters += text.replace(" ", "")
+    audio = np.concatenate(parts)
+    return audio + rng.normal(0, noise, len(audio)).astype(np.float32), letters
+
+
+def varied_blocks(audio: np.ndarray, seed: int) -> Iterator[np.ndarray]:
+    """``audio`` in blocks of sizes drawn from under a pause frame to over an update."""
+    rng = np.random.default_rng(seed)
+    at = 0
+    while at < len(audio):
+        size = int(rng.choice([37, 160, 800, 1234, 1600, 4000, 8000, 16000]))
+        yield audio[at : at + size]
+        at += size
+
+
+def random_model() -> LoadedModel:
+    """A real model with random weights. Its output layer is sharpened, and blank and space
+    made likelier, so that like a trained model it emits letters, blanks and spaces; unlike
+    one, it hears each word differently as context comes, so words split and join from one
+    decode to the next (as in noisy speech, where live captions once finalised ``ARICHE``
+    and then ``ARICHETEXSAS`` over the same audio)."""
+    cfg = ExperimentConfig(model=ModelConfig(hidden=16, layers=1))
+    torch.manual_seed(0)
+    model = AcousticModel(cfg.model)
+    model.set_normalization(torch.full((80,), -8.0), torch.full((80,), 4.0))
+    with torch.no_grad():
+        model.output.weight.mul_(2.0)
+        model.output.bias[:2] += 0.5  # blank, space
+    return LoadedModel(model.eval(), Vocabulary(), cfg, {})
+
+
+@pytest.mark.parametrize("index", range(len(LONG_OPTIONS)), ids=LONG_IDS)
+def test_tone_finals_never_overlap_on_long_streams(index: int) -> None:
+    audio, letters = long_stream(index, noise=0.003 * (index % 2))
+    updates = list(listen(Listener(tone_model(), GreedyDecoder(VOCAB), LONG_OPTIONS[index]), varied_blocks(audio, index)))
+    assert_finals_never_overlap(updates)
+    assert "".join(w.text for w in finals(updates)) == letters  # every letter final once: none lost or doubled
+
+
+@pytest.mark.parametrize("index", range(len(LONG_OPTIONS)), ids=LONG_IDS)
+def test_changing_words_never_overlap_finals(index: int) -> None:
+    audio, _ = long_stream(30 + index, noise=0.01)
+    updates = list(listen(Listener(random_model(), GreedyDecoder(VOCAB), LONG_OPTIONS[index]), varied_blocks(audio, index)))
+    assert len(finals(updates)) >= 50  # words enough to test
+    assert_finals_never_overlap(updates)
 
 
 def test_bad_options_are_refused() -> None:
