@@ -6,6 +6,8 @@ resampled to 16 kHz as it goes, cut into pieces of at most a window (``WINDOW_SE
 at pauses (:mod:`asr.segment`), and the pieces of all files share forward passes
 (:mod:`asr.batching`). Memory is bounded by a batch of pieces, whatever a file's length.
 An input from a manifest row with an offset is its span of the file, read as if cut out.
+Under torchrun each process transcribes a share of the inputs of about equal length
+(:func:`share_inputs`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, AudioError, stream_audio
+from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, AudioError, estimated_duration, stream_audio
 from asr.batching import Batcher, Transcript
 from asr.data import Utterance
 from asr.hypothesis import Decoder
 from asr.inference import Recognizer
 from asr.io import walk_files
 from asr.segment import MIN_PAUSE_SECONDS, Piece, cut_pieces
+from asr.sharding import balanced_shares
 
 WINDOW_SECONDS = 20.0  # longest piece decoded at once: the demo model trains on utterances of up to 20 s
 OVERLAP_SECONDS = 4.0  # where a window must be cut without a pause, 2 s of context on each side of the stitch
@@ -152,6 +155,22 @@ def find_inputs(arguments: Iterable[str], rows: Iterable[Utterance] = ()) -> tup
         span = {} if row.offset is None else {"offset": row.offset, "duration": row.span_seconds}
         inputs.append(AudioInput(row.audio_filepath, _unique(names, row.id), **span))
     return inputs, errors
+
+
+def share_inputs(inputs: list[AudioInput], rank: int, world_size: int) -> list[int]:
+    """The indices of the inputs rank ``rank`` of ``world_size`` transcribes: shares of
+    about equal audio (a manifest row's duration, else the file's header or size)."""
+    costs = [source.duration if source.duration is not None else estimated_duration(source.path) for source in inputs]
+    return balanced_shares(costs, world_size)[rank]
+
+
+def transcript_rows(done: Iterable[tuple[AudioInput, Transcript]]) -> Iterator[Utterance]:
+    """Manifest rows of transcribed inputs: id (the input's name), absolute path, span and
+    the transcript as ``text``; inputs that failed are left out."""
+    for source, item in done:
+        if item.error is None:
+            yield Utterance(source.name, str(Path(source.path).absolute()), round(item.duration, 4), item.text,
+                            source.name.split("-")[0], offset=source.offset)
 
 
 def _glob(pattern: str) -> list[Path]:
