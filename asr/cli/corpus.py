@@ -170,8 +170,11 @@ def run_prepare(args: argparse.Namespace) -> int:
         count = write_manifest(rows, args.out)
         hours = sum(u.duration for u in rows) / 3600
         factors = f" at speeds {', '.join(f'{f:g}' for f in args.speed_perturb)}" if args.speed_perturb else ""
-        print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; skipped {len(skipped)}"
-              + (f" ({_count_reasons(item.reason for item in skipped)})" if skipped else ""))
+        if args.dirs:  # files skipped, counted by reason
+            found = f"skipped {len(skipped)}" + (f" ({_count_reasons(item.reason for item in skipped)})" if skipped else "")
+        else:
+            found = f"{len(skipped)} problem{'s' * (len(skipped) != 1)}" + (", listed above" if skipped else "")
+        print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; {found}")
     return EXIT_PARTIAL_FAILURE if skipped or left_out else 0
 
 

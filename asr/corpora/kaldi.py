@@ -120,6 +120,9 @@ def _recording_files(folder: Path, wav_scp: Table, commands_dir: Path | None, pr
                 files[recording] = _run_command(recording, value, commands_dir)
             except ValueError as err:
                 problems.append(Skipped(where, f"recording {recording}: {err}; its utterances are left out"))
+        elif value.startswith("~"):  # Kaldi refuses it too: fopen does not expand ~
+            problems.append(Skipped(where, f"recording {recording}: write {value!r} without ~ (no program expands it "
+                                           "in wav.scp); its utterances are left out"))
         elif not value or value == "-" or (_ARCHIVE_OFFSET.match(value) and not Path(value).exists()):
             problems.append(Skipped(where, f"recording {recording}: {value or 'nothing'!r} is not an audio file "
                                            "(archives and standard input are not read); its utterances are left out"))
