@@ -51,11 +51,10 @@ class World:
 
     def device(self, name: str) -> str:
         """The device this rank runs on when ``name`` is asked for: on several GPUs, the
-        GPU of its local rank (made current, as NCCL's collectives need)."""
+        GPU of its local rank."""
         device = resolve_device(name)
         if self.size == 1 or device.type != "cuda" or device.index is not None:
             return name
-        torch.cuda.set_device(self.local_rank)
         return f"cuda:{self.local_rank}"
 
     def barrier(self) -> None:
@@ -69,6 +68,8 @@ def join_world() -> Iterator[World]:
     """The world of this process: under torchrun, the process group (gloo on the CPU, NCCL
     on GPUs) is started here and closed at the end; otherwise a world of one."""
     rank, local_rank, size, started = init_distributed()
+    if size > 1 and dist.get_backend() == "nccl":  # NCCL's collectives run on the current GPU: each rank its own
+        torch.cuda.set_device(local_rank)
     try:
         yield World(rank, size, local_rank)
     finally:

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio, stream_audio
+from asr.cli import main
 from asr.data import ManifestError, SpeechDataset, Utterance, read_manifest, speed_perturb, write_manifest
 from asr.decode import GreedyDecoder
 from asr.evaluate import decode_utterances
@@ -124,3 +125,15 @@ def test_validate_checks_that_a_span_ends_within_its_file(tmp_path: Path, record
     count, problems = validate_manifest(tmp_path / "m.jsonl")
     assert count == 4 and [(p.kind, p.line) for p in problems] == [(DURATION_MISMATCH, 4)]
     assert "ends past the end of" in problems[0].detail
+
+
+def test_transcribe_names_a_span_by_its_id(tmp_path: Path, recording, random_checkpoint: Path, capsys) -> None:
+    _, rows = recording
+    write_manifest(speed_perturb(rows, (1.0, 0.9)), tmp_path / "m.jsonl")
+    assert main(["transcribe", "--model", str(random_checkpoint), "--manifest", str(tmp_path / "m.jsonl"),
+                 "--device", "cpu", "--manifest-out", str(tmp_path / "out.jsonl")]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == [r.id for r in rows]
+    assert err.splitlines()[0] == "asr: 3 speed-perturbed manifest rows left out (transcribe reads the audio as it is)"
+    listed = read_manifest(tmp_path / "out.jsonl")
+    assert [(u.id, u.offset, u.duration) for u in listed] == [(r.id, r.offset, r.duration) for r in rows]

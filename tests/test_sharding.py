@@ -167,3 +167,12 @@ def test_two_processes_print_the_json_lines_of_one(tmp_path: Path, random_checkp
     assert run.returncode == 1 and run.stdout == alone
     rows = [json.loads(line) for line in alone.splitlines()]
     assert len(rows) == 24 and rows[0]["path"] == str(tmp_path / "extra.flac") and rows[1]["path"].endswith("s0-c-00.flac")
+
+
+@pytest.mark.slow
+def test_a_bad_argument_under_torchrun_is_one_line(tmp_path: Path, corpus) -> None:
+    manifest, _ = corpus
+    run = _torchrun("evaluate", "--model", str(tmp_path / "missing.pt"), "--manifest", str(manifest))
+    errors = [line for line in run.stderr.splitlines() if line.startswith("asr: error:")]
+    assert run.returncode != 0 and len(errors) == 1 and "missing.pt" in errors[0], run.stderr
+    assert run.stderr.splitlines()[0] == errors[0]  # before torchrun's own report of the processes that exited

@@ -162,69 +162,73 @@ def _transcribe(args: argparse.Namespace, world, options) -> int:
     from asr.formats import FORMATS, write_outputs
     from asr.inference import load_recognizer
     from asr.sharding import gather_work
-    from asr.transcribe import find_inputs, share_inputs, transcribe_files
+    from asr.transcribe import find_inputs, share_inputs, transcribe_files, transcript_rows
 
     formats = FORMATS if args.format == "all" else (args.format,)
     job = {}
 
-    def transcribe_share():
+    def transcribe_share() -> list[tuple[int, str | None, str | None, object]]:
         recognizer = load_recognizer(args.model, world.device(args.device), args.compute_type)
         search, _ = decoder(args, recognizer.vocab, quiet=not world.main)
         rows = [row for manifest in args.manifest for row in read_manifest(manifest)]
-        job["inputs"], missing = find_inputs(args.audio, [row for row in rows if row.speed == 1.0])
+        inputs, missing = find_inputs(args.audio, [row for row in rows if row.speed == 1.0])
         if world.main:
-            for line in missing + _perturbed_note(rows):
+            for line in missing:
                 print(f"asr: error: {line}", file=sys.stderr)
-        job["failed"] = len(missing)
-        inputs = job["inputs"]
+            if perturbed := sum(row.speed != 1.0 for row in rows):
+                print(f"asr: {perturbed} speed-perturbed manifest rows left out (transcribe reads the audio as it is)",
+                      file=sys.stderr)
+        job["missing"] = len(missing)
         share = share_inputs(inputs, world.rank, world.size) if world.size > 1 else range(len(inputs))
-        done = []
+        done = []  # (input index, error, stdout line, manifest row): a line or a row per input, not its words
         for index, item in zip(share, transcribe_files(recognizer, [inputs[i] for i in share], search, options)):
             if item.error is None and args.output_dir is not None:  # each file is written by the rank that made it
                 write_outputs(item, Path(args.output_dir) / inputs[index].name, formats)
-            if world.size == 1:
-                _report_transcript(args, inputs[index], item)  # as it comes
-            done.append((index, item))
+            line = None if item.error else _stdout_line(args, inputs[index], item)
+            if world.size == 1:  # one process reports each file as it comes
+                _report(item.error, line)
+                line = None
+            row = next(transcript_rows([(inputs[index], item)]), None) if args.manifest_out else None
+            done.append((index, item.error, line, row))
         return done
 
     shares = gather_work(world, transcribe_share)
     if shares is None:
         return 0  # rank 0 reports the job's results
-    done = sorted((pair for share in shares for pair in share), key=lambda pair: pair[0])
-    if world.size > 1:
-        for index, item in done:
-            _report_transcript(args, job["inputs"][index], item)
-    return _transcribe_summary(args, [(job["inputs"][i], item) for i, item in done], job["failed"])
+    done = sorted(outcome for share in shares for outcome in share)
+    if world.size > 1:  # in input order, once every rank is done
+        for _, error, line, _ in done:
+            _report(error, line)
+    return _transcribe_summary(args, done, job["missing"])
 
 
-def _perturbed_note(rows) -> list[str]:
-    perturbed = sum(row.speed != 1.0 for row in rows)
-    return [f"{perturbed} speed-perturbed manifest rows left out (transcribe reads audio as it is)"] if perturbed else []
-
-
-def _report_transcript(args: argparse.Namespace, source, item) -> None:
-    """One input's error line on stderr, or, without --output-dir, its line on stdout."""
+def _stdout_line(args: argparse.Namespace, source, item) -> str | None:
+    """What stdout gets for a transcribed input: nothing with --output-dir, else its JSON or
+    ``path<TAB>text`` (a manifest row's span: its id)."""
     from asr.formats import to_json
 
-    if item.error:
-        print(f"asr: error: {item.error}", file=sys.stderr)
-    elif args.output_dir is not None:
-        return
-    elif args.format == "json":
+    if args.output_dir is not None:
+        return None
+    if args.format == "json":
         row = to_json(item) if source.offset is None else {"id": source.name, "offset": source.offset, **to_json(item)}
-        print(json.dumps(row, ensure_ascii=False), flush=True)
-    else:
-        print(f"{item.path if source.offset is None else source.name}\t{item.text}", flush=True)
+        return json.dumps(row, ensure_ascii=False)
+    return f"{item.path if source.offset is None else source.name}\t{item.text}"
 
 
-def _transcribe_summary(args: argparse.Namespace, done: list, failed: int) -> int:
+def _report(error: str | None, line: str | None) -> None:
+    if error:
+        print(f"asr: error: {error}", file=sys.stderr)
+    elif line is not None:
+        print(line, flush=True)
+
+
+def _transcribe_summary(args: argparse.Namespace, done: list, missing: int) -> int:
     from asr.data import write_manifest
-    from asr.transcribe import transcript_rows
 
-    failed += sum(item.error is not None for _, item in done)
-    succeeded = sum(item.error is None for _, item in done)
+    succeeded = sum(error is None for _, error, _, _ in done)
+    failed = missing + len(done) - succeeded
     if args.manifest_out:
-        write_manifest(transcript_rows(done), args.manifest_out)
+        write_manifest((row for _, _, _, row in done if row is not None), args.manifest_out)
     where = f"; outputs in {args.output_dir}" if args.output_dir is not None and succeeded else ""
     listed = f"; listed in {args.manifest_out}" if args.manifest_out else ""
     print(f"transcribed {succeeded} file{'s' * (succeeded != 1)}, {failed} failed{where}{listed}", file=sys.stderr)
