@@ -27,7 +27,6 @@ import torch.distributed as dist
 
 from asr.distributed import init_distributed
 from asr.errors import UserError
-from asr.inference import resolve_device
 
 T = TypeVar("T")
 
@@ -49,14 +48,6 @@ class World:
         """Whether this process reports and writes the job's results (rank 0)."""
         return self.rank == 0
 
-    def device(self, name: str) -> str:
-        """The device this rank runs on when ``name`` is asked for: on several GPUs, the
-        GPU of its local rank."""
-        device = resolve_device(name)
-        if self.size == 1 or device.type != "cuda" or device.index is not None:
-            return name
-        return f"cuda:{self.local_rank}"
-
     def barrier(self) -> None:
         """Wait for every rank (nothing to wait for in a world of one)."""
         if self.size > 1:
@@ -68,7 +59,9 @@ def join_world() -> Iterator[World]:
     """The world of this process: under torchrun, the process group (gloo on the CPU, NCCL
     on GPUs) is started here and closed at the end; otherwise a world of one."""
     rank, local_rank, size, started = init_distributed()
-    if size > 1 and dist.get_backend() == "nccl":  # NCCL's collectives run on the current GPU: each rank its own
+    if size > 1 and dist.get_backend() == "nccl":
+        # Each rank's own GPU becomes its current one: NCCL's collectives run there, and a
+        # model loaded on "cuda" (--device auto or cuda) goes there.
         torch.cuda.set_device(local_rank)
     try:
         yield World(rank, size, local_rank)

@@ -60,7 +60,7 @@ def _evaluate(args: argparse.Namespace, world) -> int:
     job = {}
 
     def decode_share():
-        recognizer = load_recognizer(args.model, world.device(args.device), args.compute_type)
+        recognizer = load_recognizer(args.model, args.device, args.compute_type)
         job["utterances"] = utterances = read_manifest(args.manifest)
         if not utterances:
             raise ManifestError(f"{args.manifest}: manifest has no utterances")
@@ -168,7 +168,7 @@ def _transcribe(args: argparse.Namespace, world, options) -> int:
     job = {}
 
     def transcribe_share() -> list[tuple[int, str | None, str | None, object]]:
-        recognizer = load_recognizer(args.model, world.device(args.device), args.compute_type)
+        recognizer = load_recognizer(args.model, args.device, args.compute_type)
         search, _ = decoder(args, recognizer.vocab, quiet=not world.main)
         rows = [row for manifest in args.manifest for row in read_manifest(manifest)]
         inputs, missing = find_inputs(args.audio, [row for row in rows if row.speed == 1.0])
