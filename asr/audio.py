@@ -7,6 +7,7 @@ other video, webm/Opus, wma, ...) and MP3 are decoded by FFmpeg's libraries insi
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ MIN_SAMPLE_RATE = 4_000  # Hz; telephone speech is 8 kHz
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate audio interfaces record at
 MAX_LOAD_SECONDS = 3600.0
 MAX_LOAD_SAMPLES = 1 << 29  # samples of all channels read whole at the file's rate: 2 GiB of float32
+COMPRESSED_BYTES_PER_SECOND = 16_000  # 128 kbit/s, the usual rate of MP3, AAC and Opus speech and music
 # Searched for in folders. libsndfile reads the first row; FFmpeg (PyAV) the others, audio
 # and the audio track of video.
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64",
@@ -55,17 +57,21 @@ def check_audio_file(path: str | Path) -> Path:
     return path
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, offset: float = 0.0,
+               duration: float | None = None) -> np.ndarray:
     """Read ``path`` as mono float32 samples in [-1, 1] at ``sample_rate``; shape (N,).
 
-    Raises :class:`AudioError` for a missing, unreadable, empty or non-finite file.
+    ``offset`` and ``duration`` (seconds, at the file's own rate) read a span of the file: the
+    samples a copy of the file cut there would give, without the copy. A span that runs past
+    the end stops there. Raises :class:`AudioError` for a missing, unreadable, empty or
+    non-finite file, and for an offset at or past the end of its audio.
     """
     path = check_audio_file(path)
     sound_file = _open_soundfile(path)
     if sound_file is None:  # a format libsndfile does not know: FFmpeg's decoders
         rate, blocks = _ffmpeg_blocks(path, READ_SECONDS)
         kept, total = [], 0
-        for block in blocks:  # (N, C)
+        for block in _span_blocks(path, rate, blocks, offset, duration):  # (N, C)
             total += len(block)
             _check_length(path, total, rate, block.shape[1])
             kept.append(block)
@@ -74,8 +80,11 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         rate = sound_file.samplerate
         try:
             with sound_file:
-                _check_length(path, sound_file.frames, rate, sound_file.channels)
-                samples = sound_file.read(dtype="float32", always_2d=True)  # (N, C)
+                start, count = _span_frames(path, sound_file.frames, rate, offset, duration)
+                _check_length(path, count, rate, sound_file.channels)
+                if start:
+                    sound_file.seek(start)
+                samples = sound_file.read(count, dtype="float32", always_2d=True)  # (N, C)
         except _SOUNDFILE_ERRORS as err:
             raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
     if samples.shape[0] == 0:
@@ -84,6 +93,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if rate != sample_rate:
         samples = resample(samples, rate, sample_rate)
     return _clip(samples)
+
+
+def _span_frames(path: Path, frames: int, rate: int, offset: float, duration: float | None) -> tuple[int, int]:
+    """(first frame, frames to read) of the span ``offset`` + ``duration`` s of ``frames`` at ``rate``."""
+    start = round(offset * rate)
+    if offset and start >= frames:
+        raise AudioError(path, f"offset {offset:g} s is past the end of its audio ({frames / rate:.3f} s)")
+    left = frames - start
+    return start, left if duration is None else max(0, min(left, round(duration * rate)))
+
+
+def _span_blocks(path: Path, rate: int, blocks: Iterator[np.ndarray], offset: float,
+                 duration: float | None) -> Iterator[np.ndarray]:
+    """The (N, C) blocks of a stream with only the span ``offset`` + ``duration`` s kept."""
+    start = round(offset * rate)
+    end = None if duration is None else start + round(duration * rate)
+    seen = 0
+    for block in blocks:
+        kept = block[max(0, start - seen) : None if end is None else max(0, end - seen)]
+        seen += len(block)
+        if len(kept):
+            yield kept
+        if end is not None and seen >= end:
+            return
+    if offset and seen <= start:
+        raise AudioError(path, f"offset {offset:g} s is past the end of its audio ({seen / rate:.3f} s)")
 
 
 def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
@@ -96,16 +131,17 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return np.asarray(out, dtype=samples.dtype)
 
 
-def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
+def stream_audio(path: str | Path, read_seconds: float = READ_SECONDS, *, offset: float = 0.0,
+                 duration: float | None = None) -> Iterator[np.ndarray]:
     """Yield a file's audio as consecutive blocks of 16 kHz mono float32 samples, each (N,).
 
     The same samples as :func:`asr.audio.load_audio`, read ``read_seconds`` at a time, so
-    memory stays bounded whatever the file's length. Raises :class:`AudioError` for a
-    missing, unreadable, empty or non-finite file, also when the damage is found part-way
-    through.
+    memory stays bounded whatever the file's length; ``offset`` and ``duration`` read a span
+    of it, as :func:`load_audio` does. Raises :class:`AudioError` for a missing, unreadable,
+    empty or non-finite file, also when the damage is found part-way through.
     """
     path = check_audio_file(path)
-    yield from _stream(path, None, read_seconds)
+    yield from _stream(path, None, read_seconds, offset, duration)
 
 
 def stream_audio_bytes(data: bytes, name: str, read_seconds: float = READ_SECONDS) -> Iterator[np.ndarray]:
@@ -116,12 +152,20 @@ def stream_audio_bytes(data: bytes, name: str, read_seconds: float = READ_SECOND
     yield from _stream(Path(name), data, read_seconds)
 
 
-def _stream(path: Path, data: bytes | None, read_seconds: float) -> Iterator[np.ndarray]:
+def _stream(path: Path, data: bytes | None, read_seconds: float, offset: float = 0.0,
+            duration: float | None = None) -> Iterator[np.ndarray]:
     sound_file = _open_soundfile(path, data)
     if sound_file is None:
         rate, blocks = _ffmpeg_blocks(path, read_seconds, data)
+        blocks = _span_blocks(path, rate, blocks, offset, duration)
     else:
-        rate, blocks = sound_file.samplerate, _soundfile_blocks(path, sound_file, read_seconds)
+        rate = sound_file.samplerate
+        try:
+            start, count = _span_frames(path, sound_file.frames, rate, offset, duration)
+        except AudioError:
+            sound_file.close()
+            raise
+        blocks = _soundfile_blocks(path, sound_file, read_seconds, start, count)
     return _mono_blocks(path, rate, blocks)
 
 
@@ -204,17 +248,24 @@ def _open_soundfile(path: Path, data: bytes | None = None) -> sf.SoundFile | Non
     return sound_file
 
 
-def _soundfile_blocks(path: Path, sound_file: sf.SoundFile, read_seconds: float) -> Iterator[np.ndarray]:
-    """(N, C) float32 blocks of ``read_seconds`` at the file's own rate."""
+def _soundfile_blocks(path: Path, sound_file: sf.SoundFile, read_seconds: float, start: int = 0,
+                      count: int | None = None) -> Iterator[np.ndarray]:
+    """(N, C) float32 blocks of ``read_seconds`` at the file's own rate: ``count`` frames
+    (None: all) from frame ``start``."""
     block = max(1, int(read_seconds * sound_file.samplerate))
+    left = math.inf if count is None else count  # a whole file: read to its end, whatever its header says
     try:
         with sound_file:
-            while True:
-                samples = sound_file.read(block, dtype="float32", always_2d=True)  # (N, C)
+            if start:
+                sound_file.seek(start)
+            while left > 0:
+                wanted = int(min(block, left))
+                samples = sound_file.read(wanted, dtype="float32", always_2d=True)  # (N, C)
                 if len(samples):
                     yield samples
-                if len(samples) < block:
+                if len(samples) < wanted:
                     return
+                left -= len(samples)
     except _SOUNDFILE_ERRORS as err:
         raise AudioError(path, f"cannot decode audio ({_one_line(err)})") from None
 
@@ -314,3 +365,24 @@ def _duration(path: Path, data: bytes | None) -> float:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def estimated_duration(path: str | Path) -> float:
+    """Seconds of audio in a file, cheaply: from the header where libsndfile reads the format,
+    else guessed from its size (``COMPRESSED_BYTES_PER_SECOND``); 0 for a file that cannot be
+    opened. To share work out by length, never to measure it."""
+    try:
+        sound_file = _open_soundfile(check_audio_file(path))
+    except AudioError:
+        return 0.0
+    if sound_file is None:
+        return Path(path).stat().st_size / COMPRESSED_BYTES_PER_SECOND
+    with sound_file:
+        return sound_file.frames / sound_file.samplerate
+
+
+def decoded_seconds(path: str | Path) -> float:
+    """Seconds of 16 kHz audio the whole file decodes to, read in blocks so that memory stays
+    bounded: a good header can front a truncated body, which only decoding finds. Raises
+    :class:`AudioError` as :func:`stream_audio` does."""
+    return sum(len(block) for block in stream_audio(path)) / SAMPLE_RATE

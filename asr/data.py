@@ -5,6 +5,9 @@ A manifest is JSON lines, one utterance a line, with NeMo's keys (``audio_filepa
 one (:func:`asr.corpora.librispeech.read_librispeech`).
 A row may also carry ``speed``: the audio is then speed-perturbed when it is loaded (the
 lhotse way, no copies on disk), and its ``duration`` is already that of the perturbed audio.
+A row with ``offset`` (NeMo's key) is a span of its file: ``duration`` seconds from ``offset``
+(a Kaldi segment, a Lhotse supervision inside a longer recording), read without cutting
+the file; a row without one is the whole file.
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ class Utterance:
     # The phones spoken, where the corpus knows them ("D @ | k a t": spaces between phones, "|"
     # between words); phone models learn these rather than the lexicon's (asr/units.py).
     phones: str = ""
+    # Where the utterance starts in its file (s); None: it is the whole file. A span lasts
+    # ``duration x speed`` seconds of the file.
+    offset: float | None = None
+
+    @property
+    def span_seconds(self) -> float | None:
+        """Seconds of the file the utterance reads from ``offset``; None for a whole file."""
+        if self.offset is None:
+            return None
+        # Durations are kept to 0.1 ms: a perturbed row's, divided by its speed, is rounded back.
+        return self.duration if self.speed == 1.0 else round(self.duration * self.speed, 4)
 
     def to_json(self) -> str:
         row = asdict(self)
@@ -50,6 +64,8 @@ class Utterance:
             del row["speed"]  # unperturbed rows stay plain NeMo rows
         if not self.phones:
             del row["phones"]
+        if self.offset is None:
+            del row["offset"]
         text = json.dumps(row, ensure_ascii=False)
         try:
             text.encode("utf-8")
@@ -98,7 +114,8 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
     ``normalize=False`` keeps the text as written (for checking it, see :mod:`asr.validate`).
     """
     for key, kinds in (("audio_filepath", str), ("text", str), ("id", str), ("speaker", str),
-                       ("duration", (int, float)), ("speed", (int, float)), ("phones", str)):
+                       ("duration", (int, float)), ("speed", (int, float)), ("phones", str),
+                       ("offset", (int, float))):
         # A null text would be scored as the word NONE; a string speed would be parsed.
         if key in row and (not isinstance(row[key], kinds) or isinstance(row[key], bool)):
             raise TypeError(f"{key} must be a {'string' if kinds is str else 'number'}, got {row[key]!r}")
@@ -112,6 +129,9 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
     duration = float(row["duration"])
     if not (math.isfinite(duration) and duration >= 0):
         raise ValueError(f"duration must be a number of seconds, got {row['duration']!r}")
+    offset = row.get("offset")
+    if offset is not None and not (math.isfinite(offset) and offset >= 0):
+        raise ValueError(f"offset must be a number of seconds from 0, got {offset!r}")
     text = row.get("text", "")
     return Utterance(
         id=utt_id,
@@ -121,6 +141,7 @@ def manifest_row(row: dict, base: Path, normalize: bool = True) -> Utterance:
         speaker=str(row.get("speaker", utt_id.split("-")[0])),
         speed=speed,
         phones=" ".join(row.get("phones", "").split()),
+        offset=None if offset is None else float(offset),
     )
 
 
@@ -161,8 +182,11 @@ def change_speed(samples: np.ndarray, factor: float, sample_rate: int = SAMPLE_R
 
 
 def load_utterance_audio(utt: Utterance) -> np.ndarray:
-    """The utterance's samples (N,) at 16 kHz, speed-perturbed when its row says so."""
-    return change_speed(load_audio(utt.audio_filepath), utt.speed)
+    """The utterance's samples (N,) at 16 kHz: its span of the file where the row has an
+    offset, else the whole file; speed-perturbed when its row says so."""
+    if utt.offset is None:
+        return change_speed(load_audio(utt.audio_filepath), utt.speed)
+    return change_speed(load_audio(utt.audio_filepath, offset=utt.offset, duration=utt.span_seconds), utt.speed)
 
 
 class SpeechDataset(Dataset):

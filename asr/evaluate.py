@@ -1,4 +1,10 @@
-"""Decoding a manifest with a recognizer (PyTorch or ONNX) and scoring it: WER/CER, per-utterance and sclite files."""
+"""Decoding a manifest with a recognizer (PyTorch or ONNX) and scoring it: WER/CER, per-utterance and sclite files.
+
+Under torchrun each process decodes a share of the batches one process would decode
+(:func:`shard_batches`), so every utterance is decoded in the same batch, padded alike,
+whatever the number of processes; rank 0 merges the shares (:func:`merge_decoded`) and
+scores them as one process would, to the last digit.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from asr.inference import Recognizer
 from asr.io import write_text_atomic
 from asr.metrics import ErrorCounts, corpus_errors
 from asr.progress import progress as progress_bar
+from asr.sharding import balanced_shares
 
 
 @dataclass
@@ -101,15 +108,17 @@ def batched_log_probs(
     max_batch_seconds: float = 200.0,
     num_workers: int = 0,
     progress: bool = False,
+    batches: list[list[int]] | None = None,
 ) -> Iterator[LogProbBatch]:
     """The recognizer's log-probabilities for ``utterances``, a batch of similar lengths at a time.
 
     An utterance whose audio cannot be read is left out of every batch, and ``failures``
-    gets its input index -> one error line.
+    gets its input index -> one error line. ``batches`` (input indices) decodes those
+    batches only (a rank's share); None: all of :func:`length_batches`.
     """
     # Dataset encodes references; decoding must not depend on them being encodable.
     dataset = SpeechDataset([dataclasses.replace(u, text="", phones="") for u in utterances], recognizer.vocab)
-    sampler = BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False)
+    sampler = length_batches(utterances, max_batch_seconds) if batches is None else batches
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers)
     for batch in progress_bar(loader, desc="decode", unit="batch", disable=not progress, leave=False):
         failures.update(batch.failed)
@@ -125,22 +134,55 @@ def decode_utterances(
     max_batch_seconds: float = 200.0,
     num_workers: int = 0,
     progress: bool = False,
+    batches: list[list[int]] | None = None,
 ) -> Decoded:
     """Run ``recognizer`` and ``decoder`` over utterances; hypotheses come back in input order.
 
     An utterance whose audio cannot be read gets no hypothesis and an entry in ``failures``;
-    the others are decoded all the same.
+    the others are decoded all the same. ``batches``: only those (a rank's share, from
+    :func:`shard_batches`); the others get no hypothesis.
     """
     started = time.perf_counter()
     result = Decoded([None] * len(utterances))
     for batch in batched_log_probs(recognizer, utterances, result.failures, max_batch_seconds=max_batch_seconds,
-                                   num_workers=num_workers, progress=progress):
+                                   num_workers=num_workers, progress=progress, batches=batches):
         for index, hyp in zip(batch.indices, decoder(batch.log_probs, batch.lengths)):
             result.hypotheses[index] = hyp
     result.failures = dict(sorted(result.failures.items()))
     result.seconds = time.perf_counter() - started
     result.audio_seconds = sum(u.duration for u, h in zip(utterances, result.hypotheses) if h is not None)
     return result
+
+
+def length_batches(utterances: list[Utterance], max_batch_seconds: float) -> list[list[int]]:
+    """The batches (input indices) one process decodes: utterances of similar length
+    together, at most ``max_batch_seconds`` of padded audio each."""
+    return list(BucketBatchSampler([u.duration for u in utterances], max_batch_seconds, shuffle=False))
+
+
+def shard_batches(utterances: list[Utterance], rank: int, world_size: int,
+                  max_batch_seconds: float = 200.0) -> list[list[int]]:
+    """Rank ``rank``'s share of :func:`length_batches`: the batches are dealt whole, by their
+    padded seconds, so that each utterance is decoded as one process decodes it."""
+    batches = length_batches(utterances, max_batch_seconds)
+    costs = [len(b) * max(utterances[i].duration for i in b) for b in batches]
+    return [batches[i] for i in balanced_shares(costs, world_size)[rank]]
+
+
+def merge_decoded(parts: list[Decoded], utterances: list[Utterance]) -> Decoded:
+    """The ranks' :class:`Decoded` of shares of ``utterances``, as one: each utterance's
+    hypothesis from the rank that decoded it, every failure, the audio of all, and the
+    longest rank's time."""
+    merged = Decoded([None] * len(utterances))
+    for part in parts:
+        for index, hyp in enumerate(part.hypotheses):
+            if hyp is not None:
+                merged.hypotheses[index] = hyp
+        merged.failures.update(part.failures)
+    merged.failures = dict(sorted(merged.failures.items()))
+    merged.audio_seconds = sum(u.duration for u, h in zip(utterances, merged.hypotheses) if h is not None)
+    merged.seconds = max(part.seconds for part in parts)
+    return merged
 
 
 def score(utterances: list[Utterance], hypotheses: list[str], skipped: dict[str, str] | None = None, *,

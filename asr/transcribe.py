@@ -5,6 +5,9 @@ Files are streamed, never loaded whole: each is read in blocks, mixed to mono an
 resampled to 16 kHz as it goes, cut into pieces of at most a window (``WINDOW_SECONDS``)
 at pauses (:mod:`asr.segment`), and the pieces of all files share forward passes
 (:mod:`asr.batching`). Memory is bounded by a batch of pieces, whatever a file's length.
+An input from a manifest row with an offset is its span of the file, read as if cut out.
+Under torchrun each process transcribes a share of the inputs of about equal length
+(:func:`share_inputs`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, AudioError, stream_audio
+from asr.audio import AUDIO_EXTENSIONS, READ_SECONDS, AudioError, estimated_duration, stream_audio
 from asr.batching import Batcher, Transcript
+from asr.data import Utterance
 from asr.hypothesis import Decoder
 from asr.inference import Recognizer
 from asr.io import walk_files
 from asr.segment import MIN_PAUSE_SECONDS, Piece, cut_pieces
+from asr.sharding import balanced_shares
 
 WINDOW_SECONDS = 20.0  # longest piece decoded at once: the demo model trains on utterances of up to 20 s
 OVERLAP_SECONDS = 4.0  # where a window must be cut without a pause, 2 s of context on each side of the stitch
@@ -79,10 +84,30 @@ class AudioInput:
 
     path: str
     name: str
+    offset: float | None = None  # from a manifest row: where its span of the file starts (s); None: all of it
+    duration: float | None = None  # from a manifest row: its length (s)
+
+    @property
+    def span(self) -> dict[str, float | None]:
+        """The part of the file to read, as :func:`asr.audio.stream_audio`'s keywords."""
+        if self.offset is None:
+            return {}
+        return {"offset": self.offset, "duration": self.duration}
 
 
-def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
-    """Expand files, folders (searched recursively for audio extensions) and glob patterns.
+def _unique(names: set[str], stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... where ``names`` holds it already; added to ``names``."""
+    name, copy = stem, 1
+    while name in names:
+        copy += 1
+        name = f"{stem}-{copy}"
+    names.add(name)
+    return name
+
+
+def find_inputs(arguments: Iterable[str], rows: Iterable[Utterance] = ()) -> tuple[list[AudioInput], list[str]]:
+    """Expand files, folders (searched recursively for audio extensions) and glob patterns,
+    then add manifest ``rows`` (each named by its id; a row with an offset is its span).
 
     Returns the inputs in argument order (each folder's files sorted), without duplicates,
     and one error line for each argument that names nothing.
@@ -97,13 +122,7 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
         if key in seen:
             return
         seen.add(key)
-        stem = name = str(relative.with_suffix(""))
-        copy = 1
-        while name in names:
-            copy += 1
-            name = f"{stem}-{copy}"
-        names.add(name)
-        inputs.append(AudioInput(str(path), name))
+        inputs.append(AudioInput(str(path), _unique(names, str(relative.with_suffix("")))))
 
     def add_folder(folder: Path) -> int:
         found, unreadable = walk_files(folder, lambda name: Path(name).suffix.lower() in AUDIO_EXTENSIONS)
@@ -132,7 +151,26 @@ def find_inputs(arguments: Iterable[str]) -> tuple[list[AudioInput], list[str]]:
                     add(match, Path(match.name))
         else:
             errors.append(f"{argument}: no such file or folder")
+    for row in rows:
+        span = {} if row.offset is None else {"offset": row.offset, "duration": row.span_seconds}
+        inputs.append(AudioInput(row.audio_filepath, _unique(names, row.id), **span))
     return inputs, errors
+
+
+def share_inputs(inputs: list[AudioInput], rank: int, world_size: int) -> list[int]:
+    """The indices of the inputs rank ``rank`` of ``world_size`` transcribes: shares of
+    about equal audio (a manifest row's duration, else the file's header or size)."""
+    costs = [source.duration if source.duration is not None else estimated_duration(source.path) for source in inputs]
+    return balanced_shares(costs, world_size)[rank]
+
+
+def transcript_rows(done: Iterable[tuple[AudioInput, Transcript]]) -> Iterator[Utterance]:
+    """Manifest rows of transcribed inputs: id (the input's name), absolute path, span and
+    the transcript as ``text``; inputs that failed are left out."""
+    for source, item in done:
+        if item.error is None:
+            yield Utterance(source.name, str(Path(source.path).absolute()), round(item.duration, 4), item.text,
+                            source.name.split("-")[0], offset=source.offset)
 
 
 def _glob(pattern: str) -> list[Path]:
@@ -148,19 +186,22 @@ def _glob(pattern: str) -> list[Path]:
 
 
 def transcribe_files(
-    recognizer: Recognizer, paths: Iterable[str | Path], decoder: Decoder,
+    recognizer: Recognizer, paths: Iterable[str | Path | AudioInput], decoder: Decoder,
     options: TranscribeOptions = TranscribeOptions(),
 ) -> Iterator[Transcript]:
     """Yield one :class:`Transcript` per path, in order; unreadable files carry an error.
+    An :class:`AudioInput` with an offset is transcribed as its span of the file, word times
+    counted from the span's start.
 
     ``recognizer`` is a checkpoint's :class:`~asr.checkpoint.LoadedModel` or an
     :class:`~asr.export.OnnxModel`.
     """
     batcher = Batcher(recognizer, decoder, options.batch_seconds(recognizer.device))
     for index, path in enumerate(paths):
-        batcher.open(index, str(path))
+        source = path if isinstance(path, AudioInput) else AudioInput(str(path), "")
+        batcher.open(index, source.path)
         try:
-            for piece in options.pieces(stream_audio(path, options.read_seconds)):
+            for piece in options.pieces(stream_audio(source.path, options.read_seconds, **source.span)):
                 batcher.add(index, piece)
                 yield from batcher.finished()
             batcher.end(index)

@@ -106,6 +106,13 @@ def validate_manifest(
         found = seconds[utt.audio_filepath]
         if isinstance(found, Problem):
             problems.append(Problem(str(path), number, utt.id, found.kind, found.detail))
+        elif utt.offset is not None:
+            if utt.offset + utt.span_seconds > found + DURATION_TOLERANCE_S:
+                problems.append(Problem(
+                    str(path), number, utt.id, DURATION_MISMATCH,
+                    f"the span {utt.offset:g} + {utt.span_seconds:g} s ends past the end of {utt.audio_filepath} "
+                    f"({found:.3f} s)",
+                ))
         elif abs(found / utt.speed - utt.duration) > DURATION_TOLERANCE_S:
             speed = f" at speed {utt.speed:g}" if utt.speed != 1.0 else ""
             problems.append(Problem(

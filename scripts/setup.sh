@@ -6,14 +6,14 @@
 #           (audio tools), wamerican (word list), libsndfile1 (audio I/O), irstlm (n-gram LMs)
 #           and whatever $ASR_APT_EXTRA names (the tests add chromium and chromium-driver)
 #   python: torch (2.13.0 CPU wheel first when the index has it), then asr with the extras
-#           named in $EXTRAS (default "test,lm,onnx,serve"; kenlm, in "lm", compiles for about a
+#           named in $EXTRAS (default "test,lm,onnx,serve,lhotse"; kenlm, in "lm", compiles for about a
 #           minute; with "lm", KenLM's build_binary too: scripts/build_kenlm.sh)
 # Every step that needs the network says so, and a failed step ends in one line naming the
 # package and the log that holds the installer's output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-test,lm,onnx,serve}
+EXTRAS=${EXTRAS:-test,lm,onnx,serve,lhotse}
 log=$(mktemp "${TMPDIR:-/tmp}/asr-setup.XXXXXX.log")
 
 fail() {  # fail STEP: one line, the log's last lines, and where the rest is

@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
 # The extras scripts/test.sh installs (scripts/setup.sh's default EXTRAS).
-TESTED_EXTRAS = ("test", "lm", "onnx", "serve")
+TESTED_EXTRAS = ("test", "lm", "onnx", "serve", "lhotse")
 
 
 def _requirements(extras: tuple[str, ...]) -> list[Requirement]:

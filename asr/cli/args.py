@@ -81,16 +81,17 @@ def add_decoder_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--beta", type=finite, help="bonus per word (default: tuned as --alpha, else 1.0)")
 
 
-def decoder(args: argparse.Namespace, vocab):
+def decoder(args: argparse.Namespace, vocab, quiet: bool = False):
     """The decoder the options ask for, and its :class:`~asr.decode.DecodingConfig`; alpha,
     beta and beam width not given come from ``asr tune-lm``'s file next to the checkpoint
-    when it holds values for this LM."""
+    when it holds values for this LM. ``quiet``: no note about them (a torchrun job's ranks
+    other than 0)."""
     from asr.decode import build_decoder
     from asr.lm.weights_file import decoding_config
 
     config, note = decoding_config(args.model, args.decoder, args.beam_width, args.lm, args.alpha, args.beta,
                                    spells_words=vocab.spells_words)
     built = build_decoder(vocab, config)
-    if note:
+    if note and not quiet:
         print(f"asr: {note}", file=sys.stderr)
     return built, config

@@ -82,20 +82,52 @@ def _speed_factors(text: str) -> tuple[float, ...]:
 
 
 def add_prepare(sub) -> None:
-    p = sub.add_parser("prepare", help="LibriSpeech-layout folder(s) -> JSON-lines manifest")
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="subset folder(s) holding speaker folders")
-    p.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    p = sub.add_parser("prepare", help="corpus folders, Lhotse manifests or Kaldi data directories -> JSON-lines "
+                                       "manifest, and manifests out to Lhotse and Kaldi")
+    inputs = p.add_argument_group("input (one kind)")
+    inputs.add_argument("dirs", nargs="*", metavar="DIR", help="LibriSpeech-layout subset folder(s) holding speaker folders")
+    inputs.add_argument("--lhotse", nargs="+", metavar="MANIFEST",
+                        help="Lhotse manifests: a cut set, or a recording set and a supervision set (needs lhotse)")
+    inputs.add_argument("--kaldi", metavar="DATA_DIR", help="a Kaldi data directory (wav.scp, text, utt2spk, segments)")
+    inputs.add_argument("--manifest", nargs="+", metavar="MANIFEST", help="asr manifests (.jsonl), to write them out "
+                        "as Lhotse manifests or a Kaldi data directory")
+    inputs.add_argument("--kaldi-commands", metavar="DIR", help="run the commands wav.scp pipes ('sph2pipe ... |'; a "
+                        "shell runs each) and keep their audio in DIR; without it such recordings are left out")
+    outputs = p.add_argument_group("output (one or more)")
+    outputs.add_argument("--out", help="manifest to write (.jsonl)")
+    outputs.add_argument("--to-lhotse", metavar="DIR", help="write recordings, supervisions and cuts (.jsonl.gz) "
+                         "into DIR (needs lhotse)")
+    outputs.add_argument("--to-kaldi", metavar="DIR", help="write a Kaldi data directory")
     p.add_argument("--jobs", type=whole(1, MAX_JOBS), help="decoding threads (default: all cores)")
     p.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
-                   help="also list each utterance at these speeds, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
+                   help="also list each utterance at these speeds in --out, e.g. 0.9,1.0,1.1 (ids prefixed sp0.9-; "
                         "the audio is resampled when loaded, nothing is written to disk)")
     p.set_defaults(func=run_prepare)
 
 
-def run_prepare(args: argparse.Namespace) -> int:
+def _prepare_input(args: argparse.Namespace):
+    """The utterances of the one input the arguments name, and the entries skipped; or an exit code."""
     from asr.corpora.librispeech import read_librispeech
-    from asr.data import speed_perturb, write_manifest
 
+    given = [name for name, value in (("DIR", args.dirs), ("--lhotse", args.lhotse), ("--kaldi", args.kaldi),
+                                      ("--manifest", args.manifest)) if value]
+    if len(given) != 1:
+        return fail(f"prepare: give one kind of input (LibriSpeech-layout DIR..., --lhotse, --kaldi or --manifest), "
+                    f"not {' and '.join(given) or 'none'}")
+    if args.kaldi_commands and not args.kaldi:
+        return fail("prepare: --kaldi-commands runs a Kaldi data directory's wav.scp commands: give --kaldi DIR")
+    if args.lhotse:
+        from asr.corpora.lhotse_manifests import read_lhotse
+
+        return read_lhotse(args.lhotse, jobs=args.jobs)
+    if args.kaldi:
+        from asr.corpora.kaldi import read_kaldi_dir
+
+        return read_kaldi_dir(args.kaldi, commands_dir=args.kaldi_commands, jobs=args.jobs)
+    if args.manifest:
+        from asr.data import read_manifest
+
+        return [u for m in args.manifest for u in read_manifest(m)], []
     utterances, skipped = [], []
     for directory in args.dirs:
         if not Path(directory).is_dir():
@@ -103,16 +135,47 @@ def run_prepare(args: argparse.Namespace) -> int:
         good, bad = read_librispeech(directory, jobs=args.jobs)
         utterances += good
         skipped += bad
-    for item in skipped:
-        print(f"asr: skipped {item.path}: {item.reason}", file=sys.stderr)
-    if args.speed_perturb:
-        utterances = speed_perturb(utterances, args.speed_perturb)
-    count = write_manifest(utterances, args.out)
-    hours = sum(u.duration for u in utterances) / 3600
-    factors = f" at speeds {', '.join(f'{f:g}' for f in args.speed_perturb)}" if args.speed_perturb else ""
-    print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; skipped {len(skipped)}"
-          + (f" ({_count_reasons(item.reason for item in skipped)})" if skipped else ""))
-    return EXIT_PARTIAL_FAILURE if skipped else 0
+    return utterances, skipped
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from asr.data import speed_perturb, write_manifest
+
+    if not (args.out or args.to_lhotse or args.to_kaldi):
+        return fail("prepare: give --out MANIFEST.jsonl, --to-lhotse DIR or --to-kaldi DIR")
+    read = _prepare_input(args)
+    if isinstance(read, int):
+        return read
+    utterances, skipped = read
+    for item in skipped:  # a LibriSpeech folder's are files skipped; Kaldi's and Lhotse's say what they left out
+        print(f"asr: skipped {item}" if args.dirs else f"asr: {item}", file=sys.stderr)
+    writers = []
+    if args.to_kaldi:
+        from asr.corpora.kaldi import write_kaldi_dir
+
+        writers.append((args.to_kaldi, "a Kaldi data directory", write_kaldi_dir))
+    if args.to_lhotse:
+        from asr.corpora.lhotse_manifests import write_lhotse
+
+        writers.append((args.to_lhotse, "Lhotse manifests", write_lhotse))
+    left_out = 0
+    for folder, kind, write in writers:
+        count, not_written = write(utterances, folder)
+        for item in not_written:
+            print(f"asr: not written: {item}", file=sys.stderr)
+        left_out += len(not_written)
+        print(f"wrote {count} utterances to {folder} ({kind}); left out {len(not_written)}")
+    if args.out:
+        rows = speed_perturb(utterances, args.speed_perturb) if args.speed_perturb else utterances
+        count = write_manifest(rows, args.out)
+        hours = sum(u.duration for u in rows) / 3600
+        factors = f" at speeds {', '.join(f'{f:g}' for f in args.speed_perturb)}" if args.speed_perturb else ""
+        if args.dirs:  # files skipped, counted by reason
+            found = f"skipped {len(skipped)}" + (f" ({_count_reasons(item.reason for item in skipped)})" if skipped else "")
+        else:
+            found = f"{len(skipped)} problem{'s' * (len(skipped) != 1)}" + (", listed above" if skipped else "")
+        print(f"wrote {count} utterances ({hours:.2f} h{factors}) to {args.out}; {found}")
+    return EXIT_PARTIAL_FAILURE if skipped or left_out else 0
 
 
 def _count_reasons(reasons) -> str:

@@ -8,14 +8,12 @@ A LibriSpeech-layout folder holds ``SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac`` a
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asr.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError, stream_audio
+from asr.audio import AUDIO_EXTENSIONS
 from asr.corpora.download import DownloadError, download_file, extraction_marker, gunzip, safe_extract
+from asr.corpora.recordings import Skipped, measure_recordings
 from asr.io import walk_files
 from asr.text import normalize_text
 
@@ -164,17 +162,6 @@ def download_librispeech_lm(
     return paths
 
 
-@dataclass(frozen=True)
-class Skipped:
-    """An entry that could not be prepared, and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
 def _transcripts(chapter_dir: Path, skipped: list[Skipped]) -> tuple[dict[str, str], set[str]]:
     """Lines of the chapter's ``*.trans.txt`` files, id -> raw text, and the ids of lines
     skipped as not valid UTF-8 (each on its own: the rest of its file still counts)."""
@@ -230,16 +217,6 @@ def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
     return None
 
 
-def _check_audio(path: Path) -> tuple[float, str | None]:
-    """Decode the whole file, since a good header can front a truncated body; in blocks, so
-    memory stays bounded whatever its length."""
-    try:
-        samples = sum(len(block) for block in stream_audio(path))
-    except AudioError as err:
-        return 0.0, err.reason
-    return samples / SAMPLE_RATE, None
-
-
 def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Utterance], list[Skipped]]:
     """Scan a LibriSpeech-layout folder (a subset: speaker folders inside) into utterances.
 
@@ -274,15 +251,13 @@ def read_librispeech(root: str | Path, jobs: int | None = None) -> tuple[list[Ut
         for audio in sorted(p for s in AUDIO_SUFFIXES for p in chapter_dir.glob(f"*{s}")):
             if audio.stem not in listed:
                 skipped.append(Skipped(str(audio), "audio file has no transcript line"))
-    # soundfile and soxr release the GIL while decoding and resampling, so threads scale.
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        checked = list(pool.map(lambda item: _check_audio(item[1]), pending))
+    seconds = measure_recordings((str(item[1]) for item in pending), jobs)
     utterances = []
-    for (utt_id, audio, text, speaker, spoken), (duration, error) in zip(pending, checked):
-        if error is not None:
-            skipped.append(Skipped(str(audio), error))
+    for utt_id, audio, text, speaker, spoken in pending:
+        if isinstance(found := seconds[str(audio)], str):
+            skipped.append(Skipped(str(audio), found))
         else:
-            utterances.append(Utterance(utt_id, str(audio.resolve()), round(duration, 4), text, speaker, phones=spoken))
+            utterances.append(Utterance(utt_id, str(audio.resolve()), round(found, 4), text, speaker, phones=spoken))
     if not chapter_dirs:
         skipped.append(Skipped(str(root), "no SPEAKER-CHAPTER.trans.txt files found (is this a LibriSpeech-layout folder?)"))
     return sorted(utterances, key=lambda u: u.id), skipped
