@@ -100,6 +100,7 @@ class Engine:
         self._inbox: queue.SimpleQueue[_Job | _Call | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued = self._requests = self._next_id = 0
+        self._closed = False
         self._audio_seconds = 0.0
         self._failed: set[int] = set()  # uploads the model or decoder failed on (engine thread only)
         loaded: concurrent.futures.Future = concurrent.futures.Future()
@@ -116,7 +117,10 @@ class Engine:
         """``function(*args)`` run on the engine's thread, between batches; its result. Torch
         work from any other thread would start a second OpenMP team (see above)."""
         future: concurrent.futures.Future = concurrent.futures.Future()
-        self._inbox.put(_Call(function, args, future))
+        with self._lock:
+            if self._closed:
+                raise ShuttingDown
+            self._inbox.put(_Call(function, args, future))
         return future.result()
 
     def submit(self, data: bytes, name: str) -> concurrent.futures.Future:
@@ -145,8 +149,19 @@ class Engine:
             return EngineStats(self._queued, self.max_queue, self._requests, self._audio_seconds)
 
     def close(self) -> None:
-        self._inbox.put(None)
+        """Stop the thread; what it had not started (a live stream's call made as the server
+        stopped) fails with :class:`ShuttingDown` rather than wait forever."""
+        with self._lock:
+            self._closed = True
+            self._inbox.put(None)
         self._thread.join()
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and not item.future.done():
+                item.future.set_exception(ShuttingDown())
 
     def _run(self, load: Callable[[], tuple[Recognizer, Decoder]], loaded: concurrent.futures.Future) -> None:
         try:

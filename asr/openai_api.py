@@ -3,11 +3,14 @@ fields, and answering with a transcript in one of its response formats or with a
 its shape.
 
 Request bodies are read into memory with a size limit, and multipart forms parsed there:
-nothing a request sends reaches the file system.
+nothing a request sends reaches the file system. Bodies being received at once share a cap
+(:class:`Receiving`), and a body that stalls is answered 408.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import math
 import zlib
 from dataclasses import dataclass
@@ -41,6 +44,40 @@ class RequestError(Exception):
                             self.status, headers=self.headers)
 
 
+def authorize(connection, key: str | None) -> None:
+    """A 401 unless the server takes no key (``key`` None) or the request carries it as a bearer token."""
+    if key is None:
+        return
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key.encode())):
+        raise RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def client_name(connection) -> str:
+    """``HOST:PORT`` of the client, for the server's log."""
+    client = connection.client
+    return f"{client.host}:{client.port}" if client else "a client"
+
+
+class Receiving:
+    """Bytes of request bodies being received at once, against a cap; past it, 503. Read and
+    written on the event loop's thread only."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.held = cap, 0
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes, or raise the 503 when they would pass the cap."""
+        if self.held + size > self.cap:
+            raise RequestError(503, f"the server is receiving {self.cap / (1 << 20):g} MB of uploads already; "
+                                    "try again shortly", code="server_busy", headers={"Retry-After": "1"})
+        self.held += size
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
 @dataclass(frozen=True)
 class Upload:
     """A transcription request: its audio, and how to answer."""
@@ -51,10 +88,13 @@ class Upload:
     granularities: tuple[str, ...]
 
 
-async def read_upload(request, limit: int) -> Upload:
+async def read_upload(request, limit: int, receiving: Receiving, timeout: float) -> Upload:
     """The audio and fields of a ``POST /v1/audio/transcriptions``, with up to ``limit``
-    bytes of audio; a :class:`RequestError` for anything else."""
-    body = await _read_body(request, limit)
+    bytes of audio, its body counted in ``receiving`` while it arrives and answered 408 when
+    nothing arrives for ``timeout`` seconds; a :class:`RequestError` for anything else.
+    Starlette's ``ClientDisconnect`` when the client goes away."""
+    _check_form(request)
+    body = await _read_body(request, limit, receiving, timeout)
     fields = await _parse_form(request, body)
     del body
     data, name = await _upload(fields)
@@ -71,37 +111,71 @@ def _too_large(limit: int) -> RequestError:
                         "file", "file_too_large")
 
 
-async def _read_body(request, limit: int) -> bytes:
+async def _read_body(request, limit: int, receiving: Receiving, timeout: float) -> bytes:
     """The request body, or a 413 once it passes ``limit`` bytes (the rest is read and dropped,
-    up to DRAIN_BYTES, so that the client, still sending, hears the answer)."""
+    up to DRAIN_BYTES, so that the client, still sending, hears the answer). The declared
+    length is counted in ``receiving`` at once, an undeclared one as it arrives."""
     too_big = _too_large(limit)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
-        if int(declared) <= DRAIN_BYTES:
-            async for _ in request.stream():
+    declared = content_length(request.headers)
+    if declared is not None and declared > limit + FORM_OVERHEAD:
+        if declared <= DRAIN_BYTES:
+            async for _ in _chunks(request, timeout):
                 pass
         raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit + FORM_OVERHEAD:
-            chunks.clear()
-            if size > DRAIN_BYTES:
-                raise too_big
-        else:
-            chunks.append(chunk)
+    held = declared or 0
+    receiving.take(held)
+    try:
+        chunks, size = [], 0
+        async for chunk in _chunks(request, timeout):
+            size += len(chunk)
+            if size > limit + FORM_OVERHEAD:
+                chunks.clear()
+                if size > DRAIN_BYTES:
+                    raise too_big
+            else:
+                if size > held:  # past the declared length, or none was declared
+                    receiving.take(size - held)
+                    held = size
+                chunks.append(chunk)
+    finally:
+        receiving.give(held)
     if size > limit + FORM_OVERHEAD:
         raise too_big
     return b"".join(chunks)
 
 
+def content_length(headers) -> int | None:
+    """The declared body length; None when there is none, or it is not ASCII digits (``²``
+    passes ``isdigit`` and fails ``int``)."""
+    value = headers.get("content-length", "")
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+async def _chunks(request, timeout: float):
+    """The body's chunks as they arrive; a 408 (the connection then closes) when nothing
+    arrives for ``timeout`` seconds."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestError(408, f"the upload stalled: nothing arrived for {timeout:g} s", code="request_timeout",
+                               headers={"Connection": "close"}) from None
+        yield chunk
+
+
+def _check_form(request) -> None:
+    # Media types are case-insensitive (RFC 9110): Multipart/Form-Data is multipart/form-data.
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise RequestError(400, "send the audio as multipart/form-data with a 'file' field, as OpenAI's API takes it")
+
+
 async def _parse_form(request, body: bytes) -> dict[str, list]:
     """The multipart form's fields, files held in memory (never spooled to disk)."""
     from starlette.formparsers import MultiPartException, MultiPartParser
-
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise RequestError(400, "send the audio as multipart/form-data with a 'file' field, as OpenAI's API takes it")
 
     async def chunks():
         yield body

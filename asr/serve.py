@@ -18,37 +18,94 @@ other clients, so a slow client stalls nobody; a full queue is answered 503 with
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
+import logging
 import math
 from dataclasses import dataclass
 from importlib import resources
 
-from asr.audio import SAMPLE_RATE, AudioError, PcmDecoder, audio_bytes_duration
+from asr.audio import AudioError, audio_bytes_duration
 from asr.batching import Transcript
 from asr.engine import AudioTooLong, BadAudio, Engine, QueueFull, ShuttingDown, TranscriptionFailed
 from asr.errors import UserError
-from asr.listen import Listener
-from asr.openai_api import RequestError, Upload, read_upload, render_response
+from asr.live_socket import live
+from asr.openai_api import RequestError, Receiving, Upload, authorize, client_name, read_upload, render_response
+
+log = logging.getLogger("asr.serve")
 
 MAX_UPLOAD_MB = 100.0  # an hour of 16 kHz FLAC is about 60-100 MB; OpenAI's own limit is 25 MB
-KEY_WAIT_SECONDS = 10.0  # a live stream without an Authorization header has this long to send its key
 MAX_STREAMS = 8  # live streams at once: each costs up to a few percent of a core at real time
+MAX_CONNECTIONS = 256  # open at once, HTTP and live; lowered to fit `ulimit -n`
+MAX_RECEIVING_MB = 256.0  # request bodies being received at once: what stalled uploads can hold
+HEADER_TIMEOUT = 10.0  # s from connecting (or the last answer) to a request's whole head
+BODY_TIMEOUT = 30.0  # s an upload's body may go without a byte arriving
+KEEP_ALIVE_TIMEOUT = 5.0  # s an idle keep-alive connection is held (uvicorn's own default)
+LIVE_IDLE_TIMEOUT = 30.0  # s a live stream may go without a message
+MAX_FRAME_SECONDS = 10.0  # audio in one live frame
+MAX_LIVE_SPEED = 2.0  # how much faster than real time a live stream may send, after its first frame's worth
+DRAIN_TIMEOUT = 10.0  # s in-flight work has to finish after SIGTERM before it is answered 503
 
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """What the server serves and what each client may cost it (the CLI's options)."""
+
     model_name: str
     max_upload_bytes: int = int(MAX_UPLOAD_MB * (1 << 20))
     max_streams: int = MAX_STREAMS  # live WebSocket streams at once
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     created: int = 0  # the model file's time, for /v1/models
+    max_connections: int = MAX_CONNECTIONS
+    max_receiving_bytes: int = int(MAX_RECEIVING_MB * (1 << 20))
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT
+    live_idle_timeout: float = LIVE_IDLE_TIMEOUT
+    max_frame_seconds: float = MAX_FRAME_SECONDS
+    max_live_speed: float = MAX_LIVE_SPEED
+    drain_timeout: float = DRAIN_TIMEOUT
+
+    def __post_init__(self) -> None:
+        """A ValueError, in one line naming the setting, for a limit no server could keep or
+        a key no client could send."""
+        for name in ("max_upload_bytes", "max_streams", "max_connections", "max_receiving_bytes", "header_timeout",
+                     "body_timeout", "keep_alive_timeout", "live_idle_timeout", "max_frame_seconds",
+                     "max_live_speed", "drain_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} = {value}: must be a number > 0")
+        if self.api_key is not None:
+            check_api_key(self.api_key)
+
+
+def check_api_key(key: str) -> None:
+    """A ValueError for a key that would serve with no protection or could never match: empty
+    (an unset variable passed on), with spaces, or not printable ASCII (HTTP headers carry no other)."""
+    if not key:
+        raise ValueError("the API key is empty (an unset variable?); give a key, or none to serve without one")
+    if not all("!" <= c <= "~" for c in key):
+        raise ValueError("the API key must be printable ASCII without spaces: a client's Authorization header "
+                         "cannot carry anything else, so no request could match it")
+
+
+class Drain:
+    """The server's stop as its handlers see it: :meth:`begin` is called when it stops taking
+    connections; in-flight work then has ``seconds`` to finish before it is answered 503."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.expired = asyncio.Event()
+
+    def begin(self, seconds: float) -> None:
+        """Called on the server's event loop."""
+        self.started = True
+        asyncio.get_running_loop().call_later(seconds, self.expired.set)
 
 
 def create_app(engine: Engine, settings: ServerSettings):
     """The Starlette app over ``engine``; the caller closes the engine."""
     from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.routing import Route, WebSocketRoute
 
@@ -61,42 +118,71 @@ def create_app(engine: Engine, settings: ServerSettings):
     routes = [
         Route("/", _index), Route("/health", _health), Route("/v1/models", _models),
         Route("/v1/audio/transcriptions", _transcriptions, methods=["POST"]),
-        WebSocketRoute("/v1/audio/live", _live),
+        WebSocketRoute("/v1/audio/live", live),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: _http_error})
     app.state.engine, app.state.settings = engine, settings
     app.state.page = resources.files("asr").joinpath("web/index.html").read_text(encoding="utf-8")
-    app.state.streams = 0  # live streams open; only _live counts them
+    app.state.streams = 0  # live streams open; only asr.live_socket counts them
+    app.state.receiving = Receiving(settings.max_receiving_bytes)
+    app.state.drain = Drain()
     return app
 
 
 # --- the handlers ---------------------------------------------------------------------------
 
 
-def _api_key(connection) -> bytes | None:
-    key = connection.app.state.settings.api_key
-    return key.encode() if key else None
-
-
-def _authorize(connection) -> None:
-    """A 401 unless the server takes no key or the request carries it as a bearer token."""
-    key = _api_key(connection)
-    if key is None:
-        return
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if not (scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), key)):
-        raise RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY'",
-                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+async def _http_error(request, exc):
+    """Starlette's own answers (404, 405) in OpenAI's error shape."""
+    message = {404: f"no such path: {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    return RequestError(exc.status_code, message.get(exc.status_code, exc.detail), headers=exc.headers).response()
 
 
 async def _transcriptions(request):
+    from starlette.requests import ClientDisconnect
+
+    state = request.app.state
     try:
-        _authorize(request)
-        upload = await read_upload(request, request.app.state.settings.max_upload_bytes)
-        transcript = await _transcribe(request.app.state.engine, upload)
-        return render_response(transcript, upload.response_format, upload.granularities)
+        authorize(request, request.app.state.settings.api_key)
+        return await _before_drain_ends(state.drain, _transcription(request))
     except RequestError as err:
+        if err.status == 408:
+            log.info("%s: %s (--body-timeout); answered 408", client_name(request), err.message)
         return err.response()
+    except ClientDisconnect:
+        log.info("%s: the client went away during its upload", client_name(request))
+        return RequestError(400, "the client went away").response()  # sent to no one
+
+
+async def _transcription(request):
+    settings = request.app.state.settings
+    upload = await read_upload(request, settings.max_upload_bytes, request.app.state.receiving, settings.body_timeout)
+    transcript = await _transcribe(request.app.state.engine, upload)
+    return render_response(transcript, upload.response_format, upload.granularities)
+
+
+async def _before_drain_ends(drain: Drain, work):
+    """``work``'s result, unless the server is stopping: a request that arrives then, or is
+    still in flight when the drain ends, is answered 503 in OpenAI's shape (never cancelled by
+    uvicorn into a plain 500)."""
+    stopping = RequestError(503, "the server is shutting down", code="shutting_down", headers={"Connection": "close"})
+    if drain.started:
+        work.close()
+        raise stopping
+    task = asyncio.ensure_future(work)
+    deadline = asyncio.ensure_future(drain.expired.wait())
+    try:
+        done, _ = await asyncio.wait((task, deadline), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        deadline.cancel()
+        if not task.done():
+            task.cancel()
+    if task in done:
+        return task.result()
+    await asyncio.wait((task,))  # its cancellation runs; what it raises then is of no interest
+    if not task.cancelled():
+        task.exception()
+    raise stopping
 
 
 async def _transcribe(engine: Engine, upload: Upload) -> Transcript:
@@ -136,7 +222,7 @@ async def _models(request):
     from starlette.responses import JSONResponse
 
     try:
-        _authorize(request)
+        authorize(request, request.app.state.settings.api_key)
     except RequestError as err:
         return err.response()
     settings = request.app.state.settings
@@ -157,74 +243,6 @@ async def _index(request):
     from starlette.responses import HTMLResponse
 
     return HTMLResponse(request.app.state.page)
-
-
-async def _live(websocket):
-    """Binary frames of s16le mono PCM (``?rate=``, default 16000) in; one JSON object per
-    update out, as ``asr listen --format jsonl`` prints them. A text frame ``end`` makes
-    the open segment final and closes the stream."""
-    state = websocket.app.state
-    await websocket.accept()
-    error = None
-    try:
-        _authorize(websocket)
-    except RequestError:
-        error = RequestError(401, "a valid API key is required: send 'Authorization: Bearer KEY', or "
-                                  '{"api_key": "KEY"} as the first message', code="invalid_api_key")
-        # A browser cannot set headers on a WebSocket: its first message may carry the key.
-        if "authorization" not in websocket.headers and await _key_message(websocket, _api_key(websocket)):
-            error = None
-    rate = websocket.query_params.get("rate", str(SAMPLE_RATE))
-    if error is None and not (rate.isdigit() and 4000 <= int(rate) <= 768_000):
-        error = RequestError(400, f"rate {rate!r}: give the PCM's sample rate in Hz, 4000-768000", "rate")
-    if error is None and state.streams >= state.settings.max_streams:
-        error = RequestError(503, f"the server is busy ({state.settings.max_streams} live streams); "
-                                  "try again shortly", code="too_many_streams")
-    if error is not None:
-        await websocket.send_text(error.response().body.decode())
-        await websocket.close(code={401: 1008, 503: 1013}.get(error.status, 1003))
-        return
-    state.streams += 1
-    try:
-        await _live_stream(websocket, state.engine, state.engine.listener(), int(rate))
-    finally:
-        state.streams -= 1
-
-
-async def _key_message(websocket, key: bytes) -> bool:
-    """Whether the first message, within ``KEY_WAIT_SECONDS``, is ``{"api_key": KEY}``."""
-    try:
-        message = await asyncio.wait_for(websocket.receive(), KEY_WAIT_SECONDS)
-        token = json.loads(message.get("text") or "{}").get("api_key")
-    except (asyncio.TimeoutError, ValueError, AttributeError):
-        return False
-    return isinstance(token, str) and hmac.compare_digest(token.encode(), key)
-
-
-async def _live_stream(websocket, engine: Engine, listener: Listener, rate: int) -> None:
-    from starlette.concurrency import run_in_threadpool
-    from starlette.websockets import WebSocketDisconnect
-
-    pcm = PcmDecoder(rate)
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            end = (message.get("text") or "").strip().lower() == "end"
-            samples = pcm.decode(message.get("bytes") or b"", last=end)
-            # The stream's decoding runs on the engine's thread, between its batches; a worker
-            # thread waits for it, so the event loop goes on.
-            updates = await run_in_threadpool(engine.call, listener.feed, samples)
-            if end:
-                updates += await run_in_threadpool(engine.call, listener.finish)
-            for update in updates:
-                await websocket.send_text(json.dumps(update.to_json(), ensure_ascii=False))
-            if end:
-                await websocket.close(code=1000)
-                return
-    except WebSocketDisconnect:
-        return
 
 
 # --- dependencies ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ listen (captions of a stream as it arrives)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import os
 import signal
@@ -28,19 +29,100 @@ def add_serve(sub) -> None:
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=whole(0, 65535), default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--api-key", metavar="KEY",
-                   help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE} when set)")
+                   help=f"require 'Authorization: Bearer KEY' on the API (default: ${API_KEY_VARIABLE} when set); "
+                        "an empty key, or one with spaces or non-ASCII characters, is refused")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="let pages from ORIGIN (https://example.org, or *) call the API; repeatable (default: none)")
-    p.add_argument("--max-queue", type=whole(1, 100_000), metavar="N",
-                   help="requests held at once, waiting or being decoded; more are answered 503 (default 64)")
-    p.add_argument("--max-upload-mb", type=finite, metavar="MB",
-                   help="largest upload; larger ones are answered 413 (default 100)")
-    p.add_argument("--max-audio-seconds", type=finite, metavar="S",
-                   help="longest audio; longer is answered 413 (default 10800, three hours)")
     p.add_argument("--served-model-name", metavar="NAME", help="the model's id in /v1/models (default: file name)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
-                   help="server log on stderr (default info: one line per request)")
+                   help="server log on stderr (default info: one line per request or event, repeats limited)")
+    _add_limits(p.add_argument_group("limits: what one client may cost the others"))
     p.set_defaults(func=run_serve)
+
+
+def _more_than_zero(text: str) -> float:
+    value = finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
+    return value
+
+
+def _add_limits(group) -> None:
+    group.add_argument("--max-queue", type=whole(1, 100_000), metavar="N",
+                       help="requests held at once, waiting or being decoded; more are answered 503 (default 64)")
+    group.add_argument("--max-upload-mb", type=_more_than_zero, metavar="MB",
+                       help="largest upload; larger ones are answered 413 (default 100)")
+    group.add_argument("--max-audio-seconds", type=_more_than_zero, metavar="S",
+                       help="longest audio; longer is answered 413 (default 10800, three hours)")
+    group.add_argument("--max-receiving-mb", type=_more_than_zero, metavar="MB",
+                       help="upload bytes being received at once, over all clients; past it, 503 (default 256)")
+    group.add_argument("--max-connections", type=whole(1, 1_000_000), metavar="N",
+                       help="connections open at once, HTTP and live; at the cap a new one takes the place of the "
+                            "longest-idle one, or is answered 503 when all are busy (default 256, lowered to fit "
+                            "ulimit -n)")
+    group.add_argument("--header-timeout", type=_more_than_zero, metavar="S",
+                       help="from connecting, or from the last answer, to a request's whole head; then the "
+                            "connection is closed (default 10)")
+    group.add_argument("--body-timeout", type=_more_than_zero, metavar="S",
+                       help="longest pause in an upload's body; then 408 (default 30)")
+    group.add_argument("--keep-alive-timeout", type=_more_than_zero, metavar="S",
+                       help="an idle keep-alive connection is closed after this (default 5)")
+    group.add_argument("--max-streams", type=whole(1, 10_000), metavar="N",
+                       help="live streams at once; more are closed with code 1013 (default 8)")
+    group.add_argument("--live-idle-timeout", type=_more_than_zero, metavar="S",
+                       help="a live stream that sends nothing for this long is closed, code 1008 (default 30)")
+    group.add_argument("--max-frame-seconds", type=_more_than_zero, metavar="S",
+                       help="audio in one live frame, at any sample rate; a longer frame closes the stream, "
+                            "code 1009 (default 10)")
+    group.add_argument("--max-live-speed", type=_more_than_zero, metavar="X",
+                       help="a live stream that sends audio faster than X times real time (after a first "
+                            "--max-frame-seconds) is closed, code 1008 (default 2)")
+    group.add_argument("--drain-timeout", type=_more_than_zero, metavar="S",
+                       help="on SIGTERM or Ctrl-C, in-flight requests have this long to finish; then they are "
+                            "answered 503 (default 10)")
+
+
+# The limits' options: the ServerSettings field each fills, and how (MB to bytes).
+_MB = 1 << 20
+_LIMITS = {"max_streams": ("max_streams", int), "max_connections": ("max_connections", int),
+           "max_upload_mb": ("max_upload_bytes", lambda mb: int(mb * _MB)),
+           "max_receiving_mb": ("max_receiving_bytes", lambda mb: int(mb * _MB)),
+           **{name: (name, float) for name in ("header_timeout", "body_timeout", "keep_alive_timeout",
+                                               "live_idle_timeout", "max_frame_seconds", "max_live_speed",
+                                               "drain_timeout")}}
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """The key from --api-key, else $ASR_API_KEY; one that is set but could protect nothing (or
+    match nothing) is a UserError: serving without a key must be asked for by giving none."""
+    from asr.serve import check_api_key
+
+    source, key = ("--api-key", args.api_key) if args.api_key is not None else (
+        f"${API_KEY_VARIABLE}", os.environ.get(API_KEY_VARIABLE))
+    if key is not None:
+        try:
+            check_api_key(key)
+        except ValueError as err:
+            raise UserError(f"{source}: {err}") from None
+    return key
+
+
+def _settings(args: argparse.Namespace, model: Path):
+    """The server's settings from the command line; a UserError for a limit it cannot keep."""
+    from asr.connections import fit_connections
+    from asr.serve import ServerSettings
+
+    limits = {field: convert(value) for option, (field, convert) in _LIMITS.items()
+              if (value := getattr(args, option)) is not None}
+    try:
+        settings = ServerSettings(model_name=args.served_model_name or model.stem, api_key=_api_key(args),
+                                  cors_origins=tuple(args.cors_origin), **limits)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    connections, warning = fit_connections(settings.max_connections)
+    if warning:
+        print(f"asr: warning: {warning}", file=sys.stderr, flush=True)
+    return dataclasses.replace(settings, max_connections=connections)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -61,18 +143,15 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from asr.engine import MAX_AUDIO_SECONDS, MAX_QUEUE, Engine
-    from asr.serve import MAX_UPLOAD_MB, ServerSettings, create_app, require_server_packages
+    from asr.serve import require_server_packages
 
     require_server_packages()
-    import uvicorn
+    from asr.connections import make_server
+    from asr.engine import MAX_AUDIO_SECONDS, MAX_QUEUE, Engine
+    from asr.serve import create_app
 
-    max_queue = args.max_queue or MAX_QUEUE
-    max_upload_mb = MAX_UPLOAD_MB if args.max_upload_mb is None else args.max_upload_mb
-    max_audio_seconds = MAX_AUDIO_SECONDS if args.max_audio_seconds is None else args.max_audio_seconds
-    if max_upload_mb <= 0 or max_audio_seconds <= 0:
-        return fail("--max-upload-mb and --max-audio-seconds must be positive")
-    api_key = args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+    model = Path(args.model)
+    settings = _settings(args, model)  # before the model loads: a bad option fails at once
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
@@ -84,22 +163,20 @@ def run_serve(args: argparse.Namespace) -> int:
         recognizer = load_recognizer(args.model, args.device, args.compute_type)
         return recognizer, decoder(args, recognizer.vocab)[0]
 
-    engine = Engine(load, max_queue=max_queue, max_audio_seconds=max_audio_seconds)
-    model = Path(args.model)
-    settings = ServerSettings(model_name=args.served_model_name or model.stem,
-                              max_upload_bytes=int(max_upload_mb * (1 << 20)), api_key=api_key,
-                              cors_origins=tuple(args.cors_origin), created=int(model.stat().st_mtime))
+    engine = Engine(load, max_queue=args.max_queue or MAX_QUEUE,
+                    max_audio_seconds=args.max_audio_seconds or MAX_AUDIO_SECONDS)
+    settings = dataclasses.replace(settings, created=int(model.stat().st_mtime))
     app = create_app(engine, settings)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"asr: serving {model} at http://{shown}:{port}/ (API: /v1/audio/transcriptions"
-          f"{', key required' if api_key else ''})", file=sys.stderr, flush=True)
-    if not loopback and not api_key:
+          f"{', key required' if settings.api_key else ''})", file=sys.stderr, flush=True)
+    if not loopback and not settings.api_key:
         print(f"asr: warning: listening on {args.host} without an API key: anyone who can reach this machine "
               f"can use the server (--api-key or ${API_KEY_VARIABLE})", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5))
-    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal again for the
-    # handler it found: with these, a stop asked for is a clean exit.
+    server = make_server(app, settings, args.log_level)
+    # uvicorn stops gracefully on SIGINT and SIGTERM (the app drains its requests first), then
+    # raises the signal again for the handler it found: with these, a stop asked for is a clean exit.
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, lambda *_: None)
     try:
