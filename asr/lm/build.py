@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from asr.io import atomic_path
-from asr.lm.load import LMDependencyError, LMError, NGramLM, import_kenlm, is_arpa
+from asr.lm.load import LMDependencyError, LMError, NGramLM, import_kenlm, is_arpa, utf8_line
 
 SMOOTHINGS = ("improved-kneser-ney", "kneser-ney", "witten-bell")
 _IRSTLM_HOMES = ("/usr/lib/irstlm", "/usr/local/lib/irstlm")  # Debian's package, a source build
@@ -63,11 +63,7 @@ def build_arpa(text_file: Path, order: int, out: Path, smoothing: str = "improve
         n_lines = 0
         with open(text_file, "rb") as src, open(sentences, "w", encoding="utf-8") as dst:
             for number, raw in enumerate(src, 1):
-                try:
-                    words = raw.decode("utf-8").split()
-                except UnicodeDecodeError as err:
-                    raise LMError(f"{text_file}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
-                                  f"{err.start + 1}); write the LM text in UTF-8") from None
+                words = utf8_line(raw, text_file, number, "the LM text").split()
                 if words:
                     dst.write(f"<s> {' '.join(words)} </s>\n")
                     n_lines += 1

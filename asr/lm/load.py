@@ -49,6 +49,15 @@ def import_kenlm() -> Any:
     return kenlm
 
 
+def utf8_line(raw: bytes, path: Path, number: int, what: str) -> str:
+    """Line ``number`` of ``path`` as text, or an :class:`LMError` naming the line and byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise LMError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+                      f"{err.start + 1}); write {what} in UTF-8") from None
+
+
 def read_arpa_unigrams(path: Path) -> frozenset[str]:
     """Return the words of an ARPA file's ``\\1-grams:`` section (``.gz`` allowed), minus
     ``<s>``, ``</s>`` and ``<unk>``; stops reading at the 2-grams."""
@@ -57,11 +66,7 @@ def read_arpa_unigrams(path: Path) -> frozenset[str]:
     in_unigrams = False
     with opener(path, "rb") as f:
         for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as err:
-                raise LMError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
-                              f"{err.start + 1}); write the LM in UTF-8") from None
+            line = utf8_line(raw, path, number, "the LM").strip()
             if line == "\\1-grams:":
                 in_unigrams = True
             elif line.startswith("\\"):
