@@ -25,6 +25,8 @@ Usage:
         --save-logprobs exp/synthetic/dev-logprobs.pt --only-save
     # then, as often as needed
     python scripts/bench_decode.py exp/synthetic/dev-logprobs.pt --lm data/lm/3gram.arpa --beam-width 16
+    # on a busy machine: five passes each, the decoders taking turns; the fastest counts
+    python scripts/bench_decode.py exp/synthetic/dev-logprobs.pt --lm data/lm/3gram.arpa --repeats 5
 
 The log-probs file is a ``torch.save`` dict: ``log_probs`` (list of (T_i, V) float tensors,
 log-softmax, blank = 0), ``references`` (list of str), ``vocab`` (list of V tokens), and
@@ -85,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="beam width, or several (16,64,256): every beam decoder runs at each (default 16)")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for torch, numba and BLAS (default 1)")
     p.add_argument("--limit", type=int, help="benchmark only the first N utterances")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="decode every utterance N times, the decoders taking turns; the fastest pass counts "
+                        "(default 1)")
     p.add_argument("--decoders", help="comma-separated subset of: " + ", ".join(DECODERS))
     args = p.parse_args(argv)
     if args.model and not (args.manifest and args.save_logprobs):
@@ -325,28 +330,51 @@ def save_log_probs(args: argparse.Namespace) -> Path:
     return out
 
 
-def run(name: str, ctx: dict, log_probs: list, references: list[str], audio_seconds: float | None) -> list[str]:
-    from asr.metrics import corpus_errors
-
+def build(name: str, ctx: dict):
+    """(label, decode function, seconds to build it and decode one utterance), or (label, None,
+    the note saying why it cannot run)."""
     label, builder, needs_lm = DECODERS[name]
     if needs_lm and ctx["lm"] is None:
-        return [label, "", "", "", "", "", "skipped: no --lm"]
+        return label, None, "skipped: no --lm"
     start = time.perf_counter()
     try:
         decode = builder(ctx)
-        decode(log_probs[0])  # compiles numba kernels, fills first caches: not timed as decoding
+        decode(ctx["first"])  # compiles numba kernels, fills first caches: not timed as decoding
     except ImportError as err:
-        return [label, "", "", "", "", "", f"not available: {' '.join(str(err).split())}"]
+        return label, None, f"not available: {' '.join(str(err).split())}"
     except Exception as err:  # a third-party decoder that imports but does not run here
-        return [label, "", "", "", "", "", f"not available: {type(err).__name__}: {' '.join(str(err).split())[:200]}"]
-    setup = time.perf_counter() - start
-    start = time.perf_counter()
-    texts = [decode(lp) for lp in log_probs]
-    seconds = time.perf_counter() - start
-    words, chars = corpus_errors(list(zip(references, texts)))
-    rtf = f"{seconds / audio_seconds:.4f}" if audio_seconds else ""
-    return [label, f"{setup:.2f}", f"{len(log_probs) / seconds:.1f}", rtf, f"{100 * words.rate:.2f}",
-            f"{100 * chars.rate:.2f}", ""]
+        return label, None, f"not available: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
+    return label, decode, time.perf_counter() - start
+
+
+def run_all(names: list[str], ctx: dict, log_probs: list, references: list[str], audio_seconds: float | None,
+            repeats: int) -> list[list[str]]:
+    """One row per decoder. Each decodes every utterance ``repeats`` times, the decoders taking
+    turns, so that a change in the machine's load falls on all of them; the fastest pass counts."""
+    from asr.metrics import corpus_errors
+
+    built = [build(name, {**ctx, "first": log_probs[0]}) for name in names]
+    seconds: list[list[float]] = [[] for _ in built]
+    texts: list[list[str]] = [[] for _ in built]
+    for _ in range(repeats):
+        for i, (_, decode, _) in enumerate(built):
+            if decode is None:
+                continue
+            start = time.perf_counter()
+            texts[i] = [decode(lp) for lp in log_probs]
+            seconds[i].append(time.perf_counter() - start)
+    rows = []
+    for (label, decode, setup), times, hyps in zip(built, seconds, texts):
+        if decode is None:
+            rows.append([label, "", "", "", "", "", setup])
+            continue
+        words, chars = corpus_errors(list(zip(references, hyps)))
+        best = min(times)
+        rtf = f"{best / audio_seconds:.4f}" if audio_seconds else ""
+        spread = f"passes {min(times):.2f}-{max(times):.2f} s" if repeats > 1 else ""
+        rows.append([label, f"{setup:.2f}", f"{len(log_probs) / best:.1f}", rtf, f"{100 * words.rate:.2f}",
+                     f"{100 * chars.rate:.2f}", spread])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -396,10 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     header = ["decoder", "beam", "setup s", "utt/s", "RTF", "WER %", "CER %", "note"]
     rows = []
     for width in args.beam_widths:
-        for name in names:
-            if name == "greedy" and width != args.beam_widths[0]:
-                continue  # no beam: once
-            row = run(name, {**ctx, "beam_width": width}, log_probs, references, audio_seconds)
+        here = [n for n in names if n != "greedy" or width == args.beam_widths[0]]  # greedy has no beam: once
+        for name, row in zip(here, run_all(here, {**ctx, "beam_width": width}, log_probs, references,
+                                          audio_seconds, args.repeats)):
             rows.append([row[0], "—" if name == "greedy" else str(width), *row[1:]])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:

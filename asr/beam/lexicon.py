@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from asr.beam.lexicon_kernel import CLOSED, FRAME, LEXICON_SETTINGS, PREV, UNIT, lexicon_search
+from asr.beam.lexicon_kernel import FRAME, LEXICON_SETTINGS, UNIT, lexicon_search, trace
 from asr.beam.ngram import LOG_10, compiled_lm, score_word
 from asr.beam.tables import no_compiled_tables
 from asr.hypothesis import Hypothesis
@@ -163,6 +163,7 @@ class LexiconBeamSearchDecoder:
             "use_lm": lm is not None, "alpha": alpha, "beta": beta, "oov_logprob": oov_logprob,
             "lm_begin": 0 if compiled is None else compiled.begin, "lm_eos": 0 if compiled is None else compiled.eos,
             "unk_prob": 0.0 if compiled is None else compiled.tables.unk_prob, "recombine": recombine,
+            "max_words": int(np.diff(self.trie.word_start).max(initial=0)),
         }.items():
             settings[name] = value
         self._settings = settings
@@ -217,26 +218,11 @@ class LexiconBeamSearchDecoder:
             partial = acoustic + hist_lm[hist]
             best = int(np.argmax(partial)) if len(partial) else -1
             score = float(partial[best]) if best >= 0 else -math.inf
-        chain = []
-        at = int(rec[best]) if best >= 0 else -1
-        while at >= 0:
-            chain.append(at)
-            at = int(recs[at, PREV])
-        chain.reverse()
-        if not complete:  # cut after the last closed word
-            closes = [i for i, r in enumerate(chain) if recs[r, CLOSED] >= 0]
-            chain = chain[: closes[-1] + 1] if closes else []
-        tokens = tuple(int(recs[r, UNIT]) for r in chain)
-        frames = tuple(int(recs[r, FRAME]) for r in chain)
-        words, first = [], -1
-        for r in chain:
-            if recs[r, UNIT] == self.word_sep:
-                continue
-            if first < 0:
-                first = int(recs[r, FRAME])
-            if recs[r, CLOSED] >= 0:
-                words.append((self.words[hist_word[recs[r, CLOSED]]], first, int(recs[r, FRAME])))
-                first = -1
+        chain, closed = trace(recs, int(rec[best]) if best >= 0 else -1, complete,
+                              -1 if self.word_sep is None else self.word_sep)
+        tokens = tuple(recs[chain, UNIT].tolist())
+        frames = tuple(recs[chain, FRAME].tolist())
+        words = [(self.words[hist_word[h]], first, last) for h, first, last in closed.tolist()]
         extras = {"words": words, "acoustic_score": float(acoustic[best]) if best >= 0 else -math.inf,
                   "complete": complete}
         return Hypothesis(" ".join(w for w, _, _ in words), tokens, frames, score, extras)

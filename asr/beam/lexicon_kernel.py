@@ -36,6 +36,7 @@ LEXICON_SETTINGS = np.dtype([
     ("lm_eos", np.int64),  # the compiled LM's id of </s>
     ("unk_prob", np.float64),  # log10 P(<unk>) of the compiled LM
     ("recombine", np.bool_),  # hypotheses whose histories end in one LM state merge (the best stands)
+    ("max_words", np.int64),  # the most lexicon words ending at one trie node (homophones)
 ])
 
 # Records columns: the previous record, the unit, the frame it was first emitted at, and the
@@ -85,9 +86,6 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
 
     # The most candidates a frame can make: each survivor stays, and extends by each allowed
     # unit (or the separator) into a partial word and every word ending there.
-    max_words = 0
-    for q in range(child_start.shape[0] - 1):
-        max_words = max(max_words, word_start[q + 1] - word_start[q])
     max_allowed = 0
     for t in range(n_frames):
         n = 0
@@ -95,7 +93,7 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
             if lp[t, c] >= min_logprob:
                 n += 1
         max_allowed = max(max_allowed, n)
-    n_cand = width * (1 + max_allowed * (1 + max_words))
+    n_cand = width * (1 + max_allowed * (1 + opt.max_words))
     c_h = np.empty(n_cand, np.int64)
     c_q = np.empty(n_cand, np.int64)
     c_last = np.empty(n_cand, np.int64)
@@ -194,12 +192,12 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
                             continue  # no longer word goes on from here
                         h2, q3 = h, q2
                     else:
+                        if ext + hist_lm[h] + word_bound < top + beam_prune:
+                            continue  # even the best LM score would not keep it
                         w = word_ids[k]
                         key = (h << 32) | w
                         j = _hash_slot(h_keys, key)
                         if h_keys[j] == -1:
-                            if ext + hist_lm[h] + word_bound < top + beam_prune:
-                                continue  # even the best LM score would not keep it
                             h2 = n_hist
                             n_hist += 1
                             h_keys[j], h_id[j] = key, h2
@@ -278,5 +276,39 @@ def lexicon_search(lp, n_frames, settings, child_start, child_unit, child_node, 
             end = alpha * LOG_10 * lm_score(ng_keys, ng_node, ng_prob, ng_backoff, ng_suffix, ng_extended,
                                             opt.unk_prob, hist_state[h], opt.lm_eos)[0]
         final[i] = acoustic[i] + hist_lm[h] + end if beam_q[i] == 0 else _NEG_INF
-    return (beam_h[:n_beam].copy(), beam_q[:n_beam].copy(), beam_rec[:n_beam].copy(), acoustic, final,
-            recs[:n_recs].copy(), hist_parent[:n_hist].copy(), hist_word[:n_hist].copy(), hist_lm[:n_hist].copy())
+    return (beam_h[:n_beam], beam_q[:n_beam], beam_rec[:n_beam], acoustic, final,  # views: fresh arrays per call
+            recs[:n_recs], hist_parent[:n_hist], hist_word[:n_hist], hist_lm[:n_hist])
+
+
+@_jit
+def trace(recs, at, complete, sep):
+    """The records of the path ending at record ``at`` (-1: none), first to last, cut after
+    its last closed word unless ``complete``; and its words as rows (history id closed,
+    frame of the word's first unit, frame of its last), separators skipped."""
+    n = 0
+    r = at
+    while r >= 0:
+        n += 1
+        r = recs[r, PREV]
+    chain = np.empty(n, np.int64)
+    r = at
+    for i in range(n - 1, -1, -1):
+        chain[i] = r
+        r = recs[r, PREV]
+    if not complete:  # cut after the last closed word
+        while n > 0 and recs[chain[n - 1], CLOSED] < 0:
+            n -= 1
+        chain = chain[:n]
+    words = np.empty((n, 3), np.int64)
+    n_words, first = 0, -1
+    for i in range(n):
+        r = chain[i]
+        if recs[r, UNIT] == sep:
+            continue
+        if first < 0:
+            first = recs[r, FRAME]
+        if recs[r, CLOSED] >= 0:
+            words[n_words, 0], words[n_words, 1], words[n_words, 2] = recs[r, CLOSED], first, recs[r, FRAME]
+            n_words += 1
+            first = -1
+    return chain, words[:n_words]
