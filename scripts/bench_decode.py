@@ -100,8 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.beam_widths = [int(w) for w in args.beam_width.split(",")]
     except ValueError:
         p.error(f"--beam-width takes whole numbers separated by commas, got {args.beam_width!r}")
-    if args.threads < 1 or min(args.beam_widths) < 1:
-        p.error("--threads and --beam-width must be at least 1")
+    if args.threads < 1 or min(args.beam_widths) < 1 or args.repeats < 1:
+        p.error("--threads, --beam-width and --repeats must be at least 1")
     return args
 
 
