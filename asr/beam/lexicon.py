@@ -218,8 +218,7 @@ class LexiconBeamSearchDecoder:
             partial = acoustic + hist_lm[hist]
             best = int(np.argmax(partial)) if len(partial) else -1
             score = float(partial[best]) if best >= 0 else -math.inf
-        chain, closed = trace(recs, int(rec[best]) if best >= 0 else -1, complete,
-                              -1 if self.word_sep is None else self.word_sep)
+        chain, closed = trace(recs, int(rec[best]) if best >= 0 else -1, complete, self._settings[0]["sep"])
         tokens = tuple(recs[chain, UNIT].tolist())
         frames = tuple(recs[chain, FRAME].tolist())
         words = [(self.words[hist_word[h]], first, last) for h, first, last in closed.tolist()]
