@@ -166,6 +166,18 @@ def test_phonemize_gives_one_phone_string_per_text(espeak: str) -> None:
     assert phone_string("p_'i:_p_@L_:_:") == "p i: p @L"  # a lone length mark is no phone
 
 
+def test_libespeak_ng_and_the_espeak_ng_command_give_the_same_phones(espeak: str) -> None:
+    from asr.corpora.synthetic.espeak import VOICES
+    from asr.corpora.synthetic.phonemes import _command_phonemize, _library_phonemize
+
+    texts = ["THE CAT SAT ON THE MAT", "HELLO", "IT IS THREE O'CLOCK", "", "WEDNESDAY", "COLONEL",
+             "I READ THE BOOK THAT YOU READ", "A", "ISN'T"]
+    if _library_phonemize(texts[:1], "en-us") is None:
+        pytest.skip("libespeak-ng not loadable")
+    for voice in VOICES:
+        assert _library_phonemize(texts, voice) == _command_phonemize(texts, voice, espeak, 2000), voice
+
+
 def test_bf16_autocast_on_cpu_trains_a_tiny_model_whose_loss_falls() -> None:
     torch.manual_seed(0)
     cfg = ModelConfig(n_mels=16, hidden=16, layers=1, stack=2, vocab_size=6)
