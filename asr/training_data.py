@@ -81,7 +81,7 @@ def load_data(cfg: ExperimentConfig, vocab: Vocabulary, run: WorldSchedule, rank
         dev_utts = random.Random(0).sample(dev_utts, cfg.data.dev_max_utterances)
     dev_utts = _readable_dev(dev_utts, cfg.data.dev_manifest, main_process)
     if main_process and dropped:
-        print(f"left out of training: {left_out}", flush=True)
+        print(f"utterances left out of training: {left_out}", flush=True)
 
     sampler = BucketBatchSampler(
         [u.duration for u in train_utts], run.max_batch_seconds, seed=cfg.train.seed,
@@ -102,8 +102,8 @@ def load_data(cfg: ExperimentConfig, vocab: Vocabulary, run: WorldSchedule, rank
 
 
 def _encodable(utterances: list[Utterance], vocab: Vocabulary, cfg: ExperimentConfig) -> tuple[list[Utterance], dict[str, int]]:
-    dropped = {"too long": 0, "characters outside the vocabulary": 0, "empty transcript": 0,
-               "words outside the lexicon": 0, "transcript longer than its audio's frames can carry": 0}
+    dropped = {"too long": 0, "with characters outside the vocabulary": 0, "with an empty transcript": 0,
+               "with words outside the lexicon": 0, "with a transcript longer than its audio's frames can carry": 0}
     kept = []
     sample_rate = cfg.features.sample_rate
     table = lexicon_table(vocab) if vocab.units == "phones" else None
@@ -112,16 +112,16 @@ def _encodable(utterances: list[Utterance], vocab: Vocabulary, cfg: ExperimentCo
         if u.duration > cfg.data.max_duration:
             dropped["too long"] += 1
         elif not u.text:
-            dropped["empty transcript"] += 1
+            dropped["with an empty transcript"] += 1
         elif target is None:
-            dropped["words outside the lexicon"] += 1
+            dropped["with words outside the lexicon"] += 1
         elif vocab.unknown_characters(target):
-            dropped["characters outside the vocabulary"] += 1
+            dropped["with characters outside the vocabulary"] += 1
         elif ctc_frames_needed(vocab.encode(target)) > math.ceil(
             num_frames(round(u.duration * sample_rate), cfg.features) / cfg.model.stack
         ):
             # CTC cannot align it: its loss would be infinite (zeroed), a wasted slot in the batch.
-            dropped["transcript longer than its audio's frames can carry"] += 1
+            dropped["with a transcript longer than its audio's frames can carry"] += 1
         else:
             kept.append(u)
     return kept, {k: v for k, v in dropped.items() if v}

@@ -270,7 +270,7 @@ def test_training_leaves_out_what_it_cannot_use_and_says_so(corpus, prepared, tm
     state = train(_train_config(train_manifest, epochs=1), tmp_path / "exp", progress=False)
     assert state.epoch == 1 and state.step > 0
     out, err = capsys.readouterr()
-    assert "left out of training: 1 too long, 1 transcript longer than its audio's frames can carry" in out
+    assert "utterances left out of training: 1 too long, 1 with a transcript longer than its audio's frames can carry" in out
     assert f"{gone}: no such file; utterance left out of training" in err
     assert "1 training utterance(s) could not be read" in err
 

@@ -164,3 +164,16 @@ def test_every_rank_stops_at_the_step_rank_0s_clock_chooses(corpus: Path, tmp_pa
     assert ranks[0] == ranks[1] and ranks[0]["step"] > 5
     end = _rows(tmp_path / "exp")[-1]
     assert end["reason"] == "time budget" and end["step"] == ranks[0]["step"] and end["train_seconds"] >= 1.0
+
+
+def test_the_last_line_says_a_budget_stopped_within_an_epoch_and_names_the_dev_score(tmp_path):
+    from asr.cli.model import done_line
+
+    stopped = asr.train.TrainingState(epoch=4, step=14735, epoch_batches=300, best_wer=0.07, best_epoch=5)
+    assert done_line("phones", stopped, tmp_path / "best.pt") == (
+        "done: 4 epochs and part of epoch 5, 14735 steps, best dev phone error rate 7.00% (epoch 5); "
+        "no best.pt was written")
+    (tmp_path / "best.pt").write_bytes(b"")
+    whole_epochs = asr.train.TrainingState(epoch=4, step=3560, best_wer=0.3, best_epoch=4)
+    assert done_line("chars", whole_epochs, tmp_path / "best.pt").startswith(
+        "done: 4 epochs, 3560 steps, best dev WER 30.00% (epoch 4); model at ")

@@ -6,8 +6,12 @@ import argparse
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asr.cli.args import whole
+
+if TYPE_CHECKING:
+    from asr.train import TrainingState
 
 
 def add_train(sub) -> None:
@@ -33,12 +37,20 @@ def run_train(args: argparse.Namespace) -> int:
                   progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
-    best = Path(args.exp_dir) / "best.pt"
-    scored = (f"best dev WER {100 * state.best_wer:.2f}% (epoch {state.best_epoch})" if math.isfinite(state.best_wer)
-              else "no dev score")
-    print(f"done: {state.epoch} epochs, {state.step} steps, {scored}; "
-          + (f"model at {best}" if best.exists() else "no best.pt was written"))
+    print(done_line(cfg.text.units, state, Path(args.exp_dir) / "best.pt"))
     return 0
+
+
+def done_line(units: str, state: TrainingState, best: Path) -> str:
+    """What ``asr train`` says at the end: how far the run got, its best dev score and where
+    the model is."""
+    rate = "phone error rate" if units == "phones" else "WER"  # the dev score train printed each epoch
+    scored = (f"best dev {rate} {100 * state.best_wer:.2f}% (epoch {state.best_epoch})"
+              if math.isfinite(state.best_wer) else "no dev score")
+    # A time budget can stop within an epoch, which the epoch count alone would not show.
+    part = f" and part of epoch {state.latest_epoch}" if state.latest_epoch > state.epoch else ""
+    return (f"done: {state.epoch} epochs{part}, {state.step} steps, {scored}; "
+            + (f"model at {best}" if best.exists() else "no best.pt was written"))
 
 
 def _parse_override(text: str) -> tuple[str, object]:
