@@ -18,6 +18,7 @@ other clients, so a slow client stalls nobody; a full queue is answered 503 with
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -254,8 +255,9 @@ class ServeDependencyError(UserError):
 
 
 def require_server_packages() -> None:
-    for module, package in (("starlette", "starlette"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart")):
-        try:
-            __import__(module)
-        except ImportError:
-            raise ServeDependencyError(package) from None
+    # python-multipart is python_multipart from 0.0.13 on; its old name, multipart, still
+    # imports there but warns, so neither is imported here, only looked for.
+    for modules, package in ((("starlette",), "starlette"), (("uvicorn",), "uvicorn"),
+                             (("python_multipart", "multipart"), "python-multipart")):
+        if not any(importlib.util.find_spec(module) is not None for module in modules):
+            raise ServeDependencyError(package)

@@ -756,3 +756,19 @@ def test_multipart_content_type_is_case_insensitive() -> None:
         reply = httpx.post(f"{url}/v1/audio/transcriptions", content=body,
                            headers={"Content-Type": "Multipart/Form-Data; boundary=B"})
     assert reply.json() == {"text": "ALPHA"}
+
+
+def test_the_server_packages_are_looked_for_without_importing_python_multipart_by_its_old_name(monkeypatch):
+    import importlib.util
+    import warnings
+
+    import asr.serve
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # python-multipart >= 0.0.13 warns when imported as multipart
+        asr.serve.require_server_packages()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("python_multipart", "multipart") else real(name, *a))
+    with pytest.raises(asr.serve.ServeDependencyError, match=r"asr serve needs python-multipart: pip install 'asr\[serve\]'"):
+        asr.serve.require_server_packages()
