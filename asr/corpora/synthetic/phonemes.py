@@ -158,8 +158,8 @@ def _command_phonemize(texts: Sequence[str], voice: str, espeak: str, batch: int
 
 
 def phonemize_by_voice(items: Iterable[tuple[str, str]], espeak: str = ESPEAK, jobs: int = 2) -> list[str]:
-    """Phone strings for (text, voice) pairs, in order, ``jobs`` voices at once (the library
-    takes one at a time)."""
+    """Phone strings for (text, voice) pairs, in order: ``jobs`` espeak-ng processes at once,
+    or one voice after another where the library (one voice in one process) gives them."""
     items = list(items)
     by_voice: dict[str, list[int]] = {}
     for i, (_, voice) in enumerate(items):
@@ -171,6 +171,8 @@ def phonemize_by_voice(items: Iterable[tuple[str, str]], espeak: str = ESPEAK, j
         for i, phones in zip(indices, phonemize([items[i][0] for i in indices], voice, espeak)):
             out[i] = phones
 
+    if _espeak_library() is not None:
+        jobs = 1  # threads would only take turns on the library's lock
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         list(pool.map(run, by_voice))
     return out
